@@ -1,0 +1,217 @@
+"""Clients of the token master: over HTTP, or in the same process.
+
+Both speak the master's five requests with the same arguments and raise the
+same typed errors, so workers, tools and tests do not care which they hold.
+Every write carries a fresh request id; a client that lost the answer and
+sends the request again with that id gets the first answer, never a second
+application of the change.
+"""
+
+import abc
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import urllib3
+
+from pinball_core.errors import (
+    MasterError,
+    MasterUnavailableError,
+    UnauthorizedError,
+)
+from pinball_core.protocol import Query
+from pinball_core.token import Token
+
+log = logging.getLogger(__name__)
+
+_WRITES = frozenset({"modify", "query_and_own", "archive"})
+
+
+class MasterClient(abc.ABC):
+    """The master's requests as typed methods."""
+
+    def modify(
+        self, updates: Iterable[Token] = (), deletes: Iterable[Token] = ()
+    ) -> list[Token]:
+        """Insert, update and delete in one all-or-nothing request.
+
+        Returns the updated tokens as stored, with their new versions, in the
+        order given. Raises VersionConflictError, NotFoundError or InputError
+        and then nothing was changed.
+        """
+        body = {
+            "updates": [t.to_dict() for t in updates],
+            "deletes": [t.to_dict() for t in deletes],
+        }
+        return _tokens(self.call("modify", body)["updates"])
+
+    def query(self, prefix: str = "", max_tokens: int | None = None) -> list[Token]:
+        """Tokens under ``prefix``: all in name order, or the top ``max_tokens``."""
+        return self.query_many([Query(prefix, max_tokens)])[0]
+
+    def query_many(self, queries: Sequence[Query]) -> list[list[Token]]:
+        """Several queries answered from the same state."""
+        answer = self.call("query", {"queries": [q.to_dict() for q in queries]})
+        return [_tokens(ts) for ts in answer["tokens"]]
+
+    def query_and_own(
+        self,
+        owner: str,
+        prefix: str,
+        max_tokens: int | None = None,
+        *,
+        lease_sec: float | None = None,
+        expiration: float | None = None,
+    ) -> list[Token]:
+        """Claim unowned tokens under ``prefix``, highest priority first.
+
+        The lease lasts ``lease_sec`` from the master's receipt of the request,
+        or until the absolute ``expiration``; give one of the two.
+        """
+        body = {
+            "owner": owner,
+            "query": Query(prefix, max_tokens).to_dict(),
+            "lease_sec": lease_sec,
+            "expiration": expiration,
+        }
+        return _tokens(self.call("query_and_own", body)["tokens"])
+
+    def group(self, prefix: str, suffix: str | None = None) -> dict[str, int]:
+        """Count names under ``prefix`` by their part up to ``suffix``."""
+        counts: dict[str, int] = self.call(
+            "group", {"prefix": prefix, "suffix": suffix}
+        )["counts"]
+        return counts
+
+    def archive(self, tokens: Iterable[Token]) -> None:
+        """Move tokens, each with its current version, to the archive."""
+        self.call("archive", {"tokens": [t.to_dict() for t in tokens]})
+
+    def call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send one request; writes get a request id that retries reuse."""
+        if operation in _WRITES and not body.get("request_id"):
+            body = body | {"request_id": uuid.uuid4().hex}
+        return self._send(operation, body)
+
+    @abc.abstractmethod
+    def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Deliver the request and return the decoded answer or raise."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> "MasterClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class HttpClient(MasterClient):
+    """A master client over HTTP with keep-alive, retries and backoff.
+
+    A request that could not be delivered, timed out, or met a master whose
+    store was unavailable is sent again with the same request id, up to
+    ``connect_attempts`` times, waiting a randomised, doubling backoff capped
+    at ``max_backoff_sec`` in between.
+    """
+
+    def __init__(
+        self,
+        host: str = "localhost",
+        port: int = 9090,
+        *,
+        secret: str | None = None,
+        timeout_sec: float = 180.0,
+        connect_attempts: int = 10,
+        max_backoff_sec: float = 1200.0,
+        first_backoff_sec: float = 0.1,
+        pool_size: int = 4,
+    ) -> None:
+        self.base_url = f"http://{host}:{port}"
+        self._attempts = max(1, connect_attempts)
+        self._max_backoff = max_backoff_sec
+        self._first_backoff = first_backoff_sec
+        self._headers = {"Content-Type": "application/json"}
+        if secret:
+            self._headers["X-Pinball-Secret"] = secret
+        self._pool = urllib3.HTTPConnectionPool(
+            host,
+            port,
+            maxsize=pool_size,
+            timeout=urllib3.Timeout(connect=min(timeout_sec, 10.0), read=timeout_sec),
+            retries=False,
+        )
+
+    def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        payload = json.dumps(body).encode()
+        backoff = self._first_backoff
+        for attempt in range(1, self._attempts + 1):
+            try:
+                response = self._pool.urlopen(
+                    "POST", f"/v1/{operation}", body=payload, headers=self._headers
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                failure: Exception = exc
+            else:
+                answer = _decode(response)
+                if response.status == 503 and attempt < self._attempts:
+                    failure = _error(answer, response.status)
+                elif response.status >= 400:
+                    raise _error(answer, response.status)
+                else:
+                    return answer
+
+            if attempt == self._attempts:
+                raise MasterUnavailableError(
+                    f"{operation} to the master at {self.base_url} failed after "
+                    f"{attempt} attempts: {failure}; is `pinball master` running "
+                    "there?"
+                ) from failure
+            delay = min(backoff, self._max_backoff) * random.uniform(0.5, 1.5)
+            log.warning(
+                "%s to %s failed (attempt %d of %d): %s; again in %.1f s",
+                operation,
+                self.base_url,
+                attempt,
+                self._attempts,
+                failure,
+                delay,
+            )
+            time.sleep(delay)
+            backoff *= 2
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _decode(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    try:
+        answer = json.loads(response.data or b"{}")
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise MasterUnavailableError(
+            f"the master answered HTTP {response.status} with a body that is not "
+            "a JSON object; is this port a Pinball master?"
+        )
+    return answer
+
+
+def _error(answer: dict[str, Any], status: int) -> MasterError:
+    error = answer.get("error") or {}
+    code = str(error.get("code", "UNKNOWN"))
+    message = str(error.get("message", f"HTTP {status}"))
+    if status == 401:
+        return UnauthorizedError(message + "; set master_secret to the master's")
+    return MasterError.from_code(code, message)
+
+
+def _tokens(raw: list[dict[str, Any]]) -> list[Token]:
+    return [Token.from_dict(t) for t in raw]

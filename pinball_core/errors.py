@@ -1,0 +1,98 @@
+"""Errors raised by the token master, its clients, stores, config and plugins.
+
+Master errors carry one of the original's error codes so that a client, local
+or remote, can tell a version conflict from a missing token from bad input.
+"""
+
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    """Why a master request failed; the wire format uses the member names."""
+
+    UNKNOWN = "UNKNOWN"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    NOT_FOUND = "NOT_FOUND"
+    INPUT_ERROR = "INPUT_ERROR"
+    UNAUTHORIZED = "UNAUTHORIZED"
+
+
+class PinballError(Exception):
+    """Base of every error Pinball raises on purpose."""
+
+
+class MasterError(PinballError):
+    """A master request was refused; nothing it asked for was applied."""
+
+    code: ErrorCode = ErrorCode.UNKNOWN
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
+
+    @staticmethod
+    def from_code(code: str, message: str) -> "MasterError":
+        """Build the typed error for a wire ``code``; unknown codes map to UNKNOWN."""
+        for cls in _BY_CODE:
+            if cls.code.value == code:
+                return cls(message)
+        return MasterError(message)
+
+
+class VersionConflictError(MasterError):
+    """A token was sent with a version other than the stored one."""
+
+    code = ErrorCode.VERSION_CONFLICT
+
+
+class NotFoundError(MasterError):
+    """A token sent with a version (an update, delete or archive) does not exist."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class InputError(MasterError):
+    """The request is malformed: a bad name, a missing version, a duplicate."""
+
+    code = ErrorCode.INPUT_ERROR
+
+
+class UnauthorizedError(MasterError):
+    """The request did not carry the master's shared secret."""
+
+    code = ErrorCode.UNAUTHORIZED
+
+
+class MasterUnavailableError(MasterError):
+    """The master could not be reached, or its store refused the change."""
+
+    code = ErrorCode.UNKNOWN
+
+
+_BY_CODE: tuple[type[MasterError], ...] = (
+    VersionConflictError,
+    NotFoundError,
+    InputError,
+    UnauthorizedError,
+)
+
+
+class StoreError(PinballError):
+    """The store could not read or write; what was stored before is intact."""
+
+
+class ConfigError(PinballError):
+    """The config file is missing, unreadable or has a bad key or value.
+
+    The message names the file, the key and the reason.
+    """
+
+
+class PluginLoadError(PinballError):
+    """A plugin the config names is missing or failed to load.
+
+    The message names the entry-point group, the plugin name and the cause.
+    """

@@ -1,0 +1,105 @@
+"""The store contract: where the master makes its tokens durable.
+
+The master is the only writer. It hands the store one :class:`StoreChange` per
+group commit and answers its clients only after :meth:`Store.commit` returns.
+Readers (the UI, the token tools) open their own store on the same database
+and see active and archived tokens without going through the master.
+"""
+
+import abc
+import dataclasses
+
+from pinball_core.token import Token
+
+
+@dataclasses.dataclass(slots=True)
+class AppliedRequest:
+    """A write request the master applied, kept so a retry is answered again.
+
+    ``response`` is the JSON text of the first answer.
+    """
+
+    request_id: str
+    applied_at: float
+    response: str
+
+
+@dataclasses.dataclass(slots=True)
+class StoreChange:
+    """Everything one group commit writes, applied in one transaction.
+
+    ``updates`` are upserts by name into the active tokens; ``deletes`` are
+    names removed from them; ``archives`` move from the active tokens to the
+    archive unchanged; ``requests`` remember applied request ids, and
+    ``forget_requests_before`` drops those applied before that time.
+    """
+
+    updates: list[Token] = dataclasses.field(default_factory=list)
+    deletes: list[str] = dataclasses.field(default_factory=list)
+    archives: list[Token] = dataclasses.field(default_factory=list)
+    requests: list[AppliedRequest] = dataclasses.field(default_factory=list)
+    forget_requests_before: float | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.updates or self.deletes or self.archives or self.requests)
+
+
+class Store(abc.ABC):
+    """Durable storage of active tokens, archived tokens and applied requests.
+
+    Implementations must make :meth:`commit` all or nothing and durable when it
+    returns; on failure they raise :class:`~pinball_core.errors.StoreError`
+    and leave what was stored before untouched.
+    """
+
+    #: The URL the store was opened with, with any password masked.
+    display_url: str = ""
+
+    @abc.abstractmethod
+    def initialize(self) -> None:
+        """Create the schema or migrate it to the current version."""
+
+    @abc.abstractmethod
+    def load_active_tokens(self) -> list[Token]:
+        """Every active token, for the master to load at start."""
+
+    @abc.abstractmethod
+    def load_applied_requests(self, since: float) -> list[AppliedRequest]:
+        """Requests applied at or after ``since``, oldest first."""
+
+    @abc.abstractmethod
+    def commit(self, change: StoreChange) -> None:
+        """Apply ``change`` in one durable transaction."""
+
+    @abc.abstractmethod
+    def read_tokens(
+        self,
+        prefix: str = "",
+        *,
+        archived: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Token]:
+        """Tokens whose names start with ``prefix``, in name order, one page."""
+
+    @abc.abstractmethod
+    def count_tokens(self, prefix: str = "", *, archived: bool = False) -> int:
+        """How many tokens' names start with ``prefix``."""
+
+    @abc.abstractmethod
+    def group_token_names(
+        self, prefix: str = "", delimiter: str = "/", *, archived: bool = False
+    ) -> dict[str, int]:
+        """Count names under ``prefix`` by their part up to the next delimiter.
+
+        A name ``<prefix>a/b`` counts under ``<prefix>a``; a name with no
+        delimiter after the prefix counts under itself.
+        """
+
+    @abc.abstractmethod
+    def delete_archived_tokens(self, prefix: str) -> int:
+        """Remove archived tokens under ``prefix``; returns how many."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the store is not used after this."""

@@ -1,0 +1,101 @@
+"""The tables every SQL store uses, and their versioned migrations.
+
+The schema version lives in its own table. Each migration is a function that
+takes the schema from one version to the next inside the same transaction as
+the version bump, so a store is never left half-migrated.
+"""
+
+import logging
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from pinball_core.token import MAX_NAME_LENGTH
+
+log = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+#: Name strings compare by code point, so prefix ranges select exactly.
+NameType = sa.String(MAX_NAME_LENGTH)
+
+schema_version = sa.Table(
+    "pinball_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+def _token_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("owner", sa.String(255), nullable=True),
+        sa.Column("expiration", sa.Float, nullable=True),
+        sa.Column("priority", sa.Float, nullable=False, default=0.0),
+        sa.Column("data", sa.Text, nullable=True),
+    ]
+
+
+active_tokens = sa.Table(
+    "pinball_active_tokens",
+    metadata,
+    sa.Column("name", NameType, primary_key=True),
+    *_token_columns(),
+)
+
+# Archived rows are keyed by version, which is unique for the master's whole
+# life, so archiving a name twice keeps both records instead of replacing one.
+archived_tokens = sa.Table(
+    "pinball_archived_tokens",
+    metadata,
+    sa.Column("name", NameType, nullable=False, index=True),
+    *_token_columns(),
+    sa.Column("archived_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("version"),
+)
+
+applied_requests = sa.Table(
+    "pinball_applied_requests",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("applied_at", sa.Float, nullable=False, index=True),
+    sa.Column("response", sa.Text, nullable=False),
+)
+
+
+def _create_v1(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[active_tokens, archived_tokens, applied_requests])
+
+
+#: Migration ``i`` takes the schema from version ``i`` to ``i + 1``.
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_create_v1]
+
+CURRENT_VERSION = len(MIGRATIONS)
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Bring the schema at ``engine`` to :data:`CURRENT_VERSION`.
+
+    Returns the version found before migrating (0 for an empty database).
+    Refuses a database written by a newer Pinball rather than guess at it.
+    """
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+        found = conn.execute(sa.select(schema_version.c.version)).scalar()
+        if found is None:
+            conn.execute(schema_version.insert().values(version=0))
+            found = 0
+
+        if found > CURRENT_VERSION:
+            raise RuntimeError(
+                f"the database has schema version {found} but this Pinball "
+                f"knows versions up to {CURRENT_VERSION}; upgrade pinball-core"
+            )
+
+        for version in range(found, CURRENT_VERSION):
+            log.info(
+                "migrating store schema from version %d to %d", version, version + 1
+            )
+            MIGRATIONS[version](conn)
+            conn.execute(schema_version.update().values(version=version + 1))
+    return found

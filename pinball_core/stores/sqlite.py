@@ -1,0 +1,75 @@
+"""The embedded default store: one SQLite file under the Pinball home folder.
+
+Durable by default: write-ahead logging with ``synchronous=FULL`` syncs the log
+on every commit, so a change the master acknowledged survives a crash of the
+process or of the machine. The master's group commit keeps that affordable.
+"""
+
+import logging
+import pathlib
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from pinball_core import hookimpl
+from pinball_core.errors import StoreError
+from pinball_core.store import Store
+from pinball_core.stores.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+# How long a reader or a second writer waits for a lock before failing.
+_BUSY_TIMEOUT_MS = 30_000
+
+
+class SqliteStore(SqlStore):
+    """A :class:`SqlStore` on a SQLite file, tuned for one writer and readers."""
+
+    def __init__(self, url: str) -> None:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            raise StoreError(f"not a SQLite URL: {url!r}; use sqlite:///PATH")
+        database = parsed.database
+        if database and database != ":memory:":
+            path = pathlib.Path(database).expanduser()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the folder of the SQLite store {path}: {exc}"
+                ) from exc
+            parsed = parsed.set(database=str(path))
+
+        engine = sa.create_engine(
+            parsed,
+            connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000},
+            # The master calls the store from one thread, readers from their
+            # own processes; a small pool is plenty.
+            pool_size=2,
+            max_overflow=4,
+        )
+        sa.event.listen(engine, "connect", _tune_connection)
+        super().__init__(engine)
+
+
+def _tune_connection(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+class SqliteStorePlugin:
+    """Provides the ``sqlite`` store to the plugin manager."""
+
+    @hookimpl
+    def pinball_make_store(self, url: str, options: Mapping[str, Any]) -> Store:
+        store = SqliteStore(url)
+        log.debug("opened SQLite store %s", store.display_url)
+        return store
