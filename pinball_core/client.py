@@ -8,22 +8,22 @@ application of the change.
 """
 
 import abc
+import http.client
 import json
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
-
-import urllib3
 
 from pinball_core.errors import (
     MasterError,
     MasterUnavailableError,
     UnauthorizedError,
 )
-from pinball_core.protocol import Query
+from pinball_core.protocol import SECRET_HEADER, Query
 from pinball_core.token import Token
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ class HttpClient(MasterClient):
     A request that could not be delivered, timed out, or met a master whose
     store was unavailable is sent again with the same request id, up to
     ``connect_attempts`` times, waiting a randomised, doubling backoff capped
-    at ``max_backoff_sec`` in between.
+    at ``max_backoff_sec`` in between. Each thread keeps its own connection,
+    so one client can serve many worker threads.
     """
 
     def __init__(
@@ -131,39 +132,55 @@ class HttpClient(MasterClient):
         connect_attempts: int = 10,
         max_backoff_sec: float = 1200.0,
         first_backoff_sec: float = 0.1,
-        pool_size: int = 4,
     ) -> None:
         self.base_url = f"http://{host}:{port}"
+        self._host = host
+        self._port = port
+        self._timeout = timeout_sec
         self._attempts = max(1, connect_attempts)
         self._max_backoff = max_backoff_sec
         self._first_backoff = first_backoff_sec
         self._headers = {"Content-Type": "application/json"}
         if secret:
-            self._headers["X-Pinball-Secret"] = secret
-        self._pool = urllib3.HTTPConnectionPool(
-            host,
-            port,
-            maxsize=pool_size,
-            timeout=urllib3.Timeout(connect=min(timeout_sec, 10.0), read=timeout_sec),
-            retries=False,
+            self._headers[SECRET_HEADER] = secret
+        self._local = threading.local()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(
+            self._local, "connection", None
         )
+        if connection is None:
+            connection = http.client.HTTPConnection(
+                self._host, self._port, timeout=self._timeout
+            )
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
 
     def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         payload = json.dumps(body).encode()
         backoff = self._first_backoff
         for attempt in range(1, self._attempts + 1):
+            connection = self._connection()
             try:
-                response = self._pool.urlopen(
+                connection.request(
                     "POST", f"/v1/{operation}", body=payload, headers=self._headers
                 )
-            except urllib3.exceptions.HTTPError as exc:
+                response = connection.getresponse()
+                status, data = response.status, response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                # The connection may be half-used; the next attempt opens anew.
+                connection.close()
                 failure: Exception = exc
             else:
-                answer = _decode(response)
-                if response.status == 503 and attempt < self._attempts:
-                    failure = _error(answer, response.status)
-                elif response.status >= 400:
-                    raise _error(answer, response.status)
+                answer = _decode(status, data)
+                if status == 503 and attempt < self._attempts:
+                    failure = _error(answer, status)
+                elif status >= 400:
+                    raise _error(answer, status)
                 else:
                     return answer
 
@@ -188,17 +205,21 @@ class HttpClient(MasterClient):
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        self._pool.close()
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
 
 
-def _decode(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+def _decode(status: int, data: bytes) -> dict[str, Any]:
     try:
-        answer = json.loads(response.data or b"{}")
+        answer = json.loads(data or b"{}")
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
         raise MasterUnavailableError(
-            f"the master answered HTTP {response.status} with a body that is not "
+            f"the master answered HTTP {status} with a body that is not "
             "a JSON object; is this port a Pinball master?"
         )
     return answer

@@ -12,6 +12,9 @@ from typing import Any
 from pinball_core.errors import InputError
 from pinball_core.token import Token
 
+#: The HTTP header that carries the master's shared secret.
+SECRET_HEADER = "X-Pinball-Secret"
+
 
 @dataclasses.dataclass(slots=True)
 class Query:

@@ -21,6 +21,7 @@ import tornado.web
 from pinball_core.errors import ErrorCode, InputError, MasterError
 from pinball_core.master import TokenMaster
 from pinball_core.protocol import (
+    SECRET_HEADER,
     ArchiveRequest,
     GroupRequest,
     ModifyRequest,
@@ -30,9 +31,6 @@ from pinball_core.protocol import (
 from pinball_core.store import Store
 
 log = logging.getLogger(__name__)
-
-#: The header that carries the shared secret.
-SECRET_HEADER = "X-Pinball-Secret"
 
 # Large enough for a whole workflow instance in one modify.
 _MAX_BODY_BYTES = 64 * 1024 * 1024

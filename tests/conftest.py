@@ -1,6 +1,9 @@
 """Fixtures shared by the core's tests."""
 
 import pathlib
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -41,3 +44,43 @@ def client(
     assert master.port is not None
     with HttpClient("127.0.0.1", master.port, connect_attempts=2) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def test_plugins_path(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A folder where the test-only plugin distribution is really installed.
+
+    Put it on ``PYTHONPATH`` of a child process to make the entry points of
+    ``tests/fixtures/pinball_test_plugins`` discoverable there.
+    """
+    # Build from a copy: setuptools writes build/ and *.egg-info into the source.
+    source = tmp_path_factory.mktemp("plugin-source") / "pinball_test_plugins"
+    shutil.copytree(
+        pathlib.Path(__file__).parent / "fixtures/pinball_test_plugins", source
+    )
+    target = tmp_path_factory.mktemp("plugin-site")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            "could not install tests/fixtures/pinball_test_plugins; building it "
+            "without isolation needs setuptools>=70.1 in this environment (the "
+            f"test extra):\n{result.stdout}{result.stderr}"
+        )
+    return target

@@ -61,17 +61,13 @@ class SqlStore(Store):
         active = schema.active_tokens
         try:
             with self._engine.begin() as conn:
-                # An upsert as delete-then-insert works the same on every
-                # dialect and keeps the whole batch to a few statements.
-                replaced = [t.name for t in change.updates] + change.deletes
-                for chunk in _chunks(replaced):
+                self._upsert(conn, change.updates)
+                for chunk in _chunks(change.deletes):
                     conn.execute(active.delete().where(active.c.name.in_(chunk)))
-                if change.updates:
-                    conn.execute(active.insert(), [_row(t) for t in change.updates])
 
                 if change.archives:
                     now = time.time()
-                    rows = [_row(t) | {"archived_at": now} for t in change.archives]
+                    rows = [row_of(t) | {"archived_at": now} for t in change.archives]
                     conn.execute(schema.archived_tokens.insert(), rows)
                     names = [t.name for t in change.archives]
                     for chunk in _chunks(names):
@@ -82,6 +78,18 @@ class SqlStore(Store):
             raise StoreError(
                 f"cannot commit to the store at {self.display_url}: {_reason(exc)}"
             ) from exc
+
+    def _upsert(self, conn: sa.Connection, tokens: list[Token]) -> None:
+        """Insert or replace active tokens by name.
+
+        Delete-then-insert works the same on every dialect; stores override it
+        with their database's own upsert, which is one statement instead of two.
+        """
+        active = schema.active_tokens
+        for chunk in _chunks([t.name for t in tokens]):
+            conn.execute(active.delete().where(active.c.name.in_(chunk)))
+        if tokens:
+            conn.execute(active.insert(), [row_of(t) for t in tokens])
 
     def _write_requests(self, conn: sa.Connection, change: StoreChange) -> None:
         table = schema.applied_requests
@@ -213,7 +221,7 @@ def _where_prefix(query: Any, table: sa.Table, prefix: str) -> Any:
     )
 
 
-def _row(token: Token) -> dict[str, Any]:
+def row_of(token: Token) -> dict[str, Any]:
     return {
         "name": token.name,
         "version": token.version,

@@ -12,11 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.dialects.sqlite
 
 from pinball_core import hookimpl
 from pinball_core.errors import StoreError
 from pinball_core.store import Store
-from pinball_core.stores.sql import SqlStore
+from pinball_core.stores import schema
+from pinball_core.stores.sql import SqlStore, row_of
+from pinball_core.token import Token
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,13 @@ class SqliteStore(SqlStore):
         )
         sa.event.listen(engine, "connect", _tune_connection)
         super().__init__(engine)
+        self._replace = sa.dialects.sqlite.insert(schema.active_tokens).prefix_with(
+            "OR REPLACE"
+        )
+
+    def _upsert(self, conn: sa.Connection, tokens: list[Token]) -> None:
+        if tokens:
+            conn.execute(self._replace, [row_of(t) for t in tokens])
 
 
 def _tune_connection(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

@@ -1,0 +1,132 @@
+"""Requests per second and latency of the master over HTTP on durable SQLite.
+
+Starts a master in its own process on a fresh SQLite file (WAL, synchronous
+FULL), then for 1, 2 and 8 client processes runs two phases of fixed length:
+
+- modify: each client updates its own token again and again, sending the
+  version it got back, so every request is a real versioned write;
+- claim: each client claims one token at a time (query_and_own, max 1, with
+  a lease) from a pool of unowned tokens shared by all clients.
+
+Prints one line per phase and client count: requests/s, p50 and p99 latency.
+Usage: python bench/master_ops.py [--seconds 5] [--clients 1,2,8]
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+from pinball_core.client import HttpClient
+from pinball_core.server import serve
+from pinball_core.stores.sqlite import SqliteStore
+from pinball_core.token import Token
+
+
+def run_master(url: str, port_queue: "multiprocessing.Queue[int]") -> None:
+
+    store = SqliteStore(url)
+    asyncio.run(serve(store, host="127.0.0.1", port=0, ready=port_queue.put))
+
+
+def modify_client(
+    port: int, index: int, seconds: float, out: "multiprocessing.Queue[list[float]]"
+) -> None:
+    client = HttpClient("127.0.0.1", port, connect_attempts=3)
+    (token,) = client.modify([Token(f"/bench/modify/{os.getpid()}/{index}", data="0")])
+    latencies = []
+    end = time.perf_counter() + seconds
+    counter = 0
+    while (start := time.perf_counter()) < end:
+        counter += 1
+        (token,) = client.modify([Token(token.name, token.version, data=str(counter))])
+        latencies.append(time.perf_counter() - start)
+    out.put(latencies)
+
+
+def claim_client(
+    port: int, index: int, seconds: float, out: "multiprocessing.Queue[list[float]]"
+) -> None:
+    client = HttpClient("127.0.0.1", port, connect_attempts=3)
+    latencies = []
+    end = time.perf_counter() + seconds
+    while (start := time.perf_counter()) < end:
+        claimed = client.query_and_own(
+            f"bench-{index}", "/bench/pool/", 1, lease_sec=600
+        )
+        latencies.append(time.perf_counter() - start)
+        if not claimed:
+            break
+    out.put(latencies)
+
+
+def run_phase(
+    name: str, target, port: int, clients: int, seconds: float
+) -> tuple[float, float, float, int]:
+    out: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
+    procs = [
+        multiprocessing.Process(target=target, args=(port, i, seconds, out))
+        for i in range(clients)
+    ]
+    started = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    results = [out.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - started
+    latencies = sorted(x for r in results for x in r)
+    # Rate over the clients' own measured windows, not process start-up.
+    window = max(sum(r) for r in results) if results else elapsed
+    rate = len(latencies) / window
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    print(
+        f"{name:7s} clients={clients}  {rate:8.0f} req/s  p50={p50:6.2f} ms  "
+        f"p99={p99:6.2f} ms  ({len(latencies)} requests)",
+        flush=True,
+    )
+    return rate, p50, p99, len(latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", default="1,2,8")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.clients.split(",")]
+
+    folder = tempfile.mkdtemp(prefix="pinball_bench_")
+    url = f"sqlite:///{folder}/pinball.db"
+    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
+    master = multiprocessing.Process(target=run_master, args=(url, ports), daemon=True)
+    master.start()
+    port = ports.get(timeout=30)
+    print(f"master on 127.0.0.1:{port}, store {url} (WAL, synchronous=FULL)")
+    print(f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+
+    setup = HttpClient("127.0.0.1", port)
+    for clients in counts:
+        run_phase("modify", modify_client, port, clients, args.seconds)
+    for clients in counts:
+        # More than any client count can claim in the phase's time.
+        pool = [
+            Token(f"/bench/pool/{clients}/{i}", priority=i % 10) for i in range(30000)
+        ]
+        for start in range(0, len(pool), 5000):
+            setup.modify(pool[start : start + 5000])
+        run_phase("claim", claim_client, port, clients, args.seconds)
+        stale = setup.query(f"/bench/pool/{clients}/")
+        for start in range(0, len(stale), 5000):
+            setup.modify(deletes=stale[start : start + 5000])
+
+    master.terminate()
+    master.join()
+
+
+if __name__ == "__main__":
+    main()

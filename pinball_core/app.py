@@ -1,0 +1,94 @@
+"""The application object: one config, one plugin manager, made on demand.
+
+Every ``pinball`` command receives an :class:`Application`. Nothing is read
+or loaded until a command asks for it, so commands that need no config file
+(``pinball plugins``) work without one, and a bad config is reported by the
+command that needs it.
+"""
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from pinball_core.config import Config, load_config
+from pinball_core.plugins import PluginManager, store_scheme
+from pinball_core.store import Store
+
+if TYPE_CHECKING:
+    from pinball_core.client import MasterClient
+
+log = logging.getLogger(__name__)
+
+
+class Application:
+    """What a Pinball process is built from: its config and its plugins.
+
+    :param config_path:
+        The YAML config file; None means the default,
+        ``$PINBALL_HOME/pinball.yaml``, and all defaults when that file does
+        not exist.
+    :param debug:
+        Debug mode as asked on the command line; the config's ``debug`` key
+        turns it on too.
+    """
+
+    def __init__(
+        self, config_path: str | os.PathLike[str] | None, debug: bool = False
+    ) -> None:
+        self.config_path = config_path
+        self._debug = debug
+        self._config: Config | None = None
+        self._plugins: PluginManager | None = None
+
+    @property
+    def debug(self) -> bool:
+        """True if ``--debug`` was given or the loaded config sets ``debug``."""
+        return self._debug or (self._config is not None and self._config.debug)
+
+    @property
+    def config(self) -> Config:
+        """The config, loaded on first access.
+
+        :raises ConfigError: if the file is missing, unreadable or invalid.
+        """
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def plugins(self) -> PluginManager:
+        """The plugin manager, built on first access.
+
+        Plugins named in the config's ``disabled_plugins`` are blocked; every
+        installed notifier and general plugin is loaded and configured.
+
+        :raises ConfigError: if the config is invalid, or a plugin refuses it.
+        """
+        if self._plugins is None:
+            config = self.config
+            plugins = PluginManager(blocked=config.disabled_plugins)
+            plugins.load_optional()
+            plugins.configure(config)
+            self._plugins = plugins
+        return self._plugins
+
+    def open_store(self) -> Store:
+        """Open the configured store, not yet initialized.
+
+        The store plugin is chosen by the URL's scheme and receives the
+        ``plugins:`` options under that name (``plugins: {sqlite: ...}``).
+
+        :raises PluginLoadError: if the store plugin is missing or broken.
+        :raises StoreError: if the store cannot be opened.
+        """
+        url = self.config.store_url
+        options = self.config.plugin_options(store_scheme(url))
+        log.debug("opening store %s", self.config.store_display_url)
+        return self.plugins.make_store(url, options)
+
+    def master_client(self) -> "MasterClient":
+        """A client of the master at ``master_host:master_port``."""
+        raise NotImplementedError(
+            "Application.master_client() is not written yet; "
+            "it will connect to master_host:master_port"
+        )

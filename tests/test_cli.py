@@ -1,0 +1,256 @@
+"""The ``pinball`` command line, run as a real process and in-process."""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from pinball_core import cli, hookimpl
+from pinball_core.app import Application
+from pinball_core.commands import config as config_command
+from pinball_core.errors import ConfigError, MasterError, UnauthorizedError
+from pinball_core.plugins import PluginManager
+
+GOOD_CONFIG = """\
+master_port: 9191
+master_secret: s3cret
+workers: 2
+"""
+
+
+@pytest.fixture
+def home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("PINBALL_HOME", str(home))
+    monkeypatch.delenv("PINBALL_MASTER_SECRET", raising=False)
+    monkeypatch.delenv("PINBALL_DISABLE_PLUGINS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+def pinball(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pinball_core ARGS`` in the current folder and env."""
+    return subprocess.run(
+        [sys.executable, "-m", "pinball_core", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
+    )
+
+
+# -- As a process
+
+
+def test_config_check_without_a_config_file(home: pathlib.Path) -> None:
+    result = pinball("config", "check")
+
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["store_url"] == f"sqlite:///{home}/pinball.db"
+    assert shown["workers"] == 5
+    assert result.stdout.startswith("# no config file at ")
+    assert not home.exists()
+
+
+def test_config_check_prints_effective_values_masked(
+    home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "pinball.yaml").write_text(GOOD_CONFIG)
+
+    result = pinball("-c", "pinball.yaml", "config", "check")
+
+    assert result.returncode == 0, result.stderr
+    assert "s3cret" not in result.stdout
+    shown = yaml.safe_load(result.stdout)
+    assert shown["master_port"] == 9191
+    assert shown["workers"] == 2
+    assert shown["master_secret"] == "***"
+    assert shown["master_host"] == "localhost"
+
+
+def test_config_check_as_json(home: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "pinball.yaml").write_text(GOOD_CONFIG)
+
+    result = pinball("-c", "pinball.yaml", "config", "check", "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["master_secret"] == "***"
+
+
+def test_a_bad_config_is_one_line_and_exit_2(
+    home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "pinball.yaml").write_text("workers: five\n")
+
+    result = pinball("-c", "pinball.yaml", "config", "check")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "pinball: error: pinball.yaml: workers: must be a positive integer, got 'five'"
+    ]
+
+
+def test_debug_adds_the_traceback(home: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "pinball.yaml").write_text("workers: five\n")
+
+    result = pinball("-c", "pinball.yaml", "--debug", "config", "check")
+
+    assert result.returncode == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("pinball: error: pinball.yaml:")
+
+
+def test_mode_option_is_the_command(home: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "pinball.yaml").write_text(GOOD_CONFIG)
+
+    as_mode = pinball("-c", "pinball.yaml", "-m", "master", "--help")
+    as_command = pinball("-c", "pinball.yaml", "master", "--help")
+
+    assert as_mode.returncode == 0, as_mode.stderr
+    assert as_mode.stdout == as_command.stdout
+    assert as_mode.stdout.startswith("usage: pinball master")
+
+
+def test_mode_and_command_together_are_refused(home: pathlib.Path) -> None:
+    result = pinball("-m", "master", "config", "check")
+
+    assert result.returncode == 2
+    assert "either -m master or the command 'config'" in result.stderr
+
+
+def test_an_unknown_mode_is_refused(home: pathlib.Path) -> None:
+    result = pinball("-m", "dashboard")
+
+    assert result.returncode == 2
+    assert "invalid choice: 'dashboard'" in result.stderr
+
+
+def test_plugins_needs_no_config_file(home: pathlib.Path) -> None:
+    result = pinball("plugins")
+
+    assert result.returncode == 0, result.stderr
+    assert "sqlite" in result.stdout
+
+
+def test_an_unknown_command_is_a_usage_error(home: pathlib.Path) -> None:
+    result = pinball("frobnicate")
+
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
+
+
+# -- In-process
+
+
+class HelloPlugin:
+    """Adds ``pinball hello``."""
+
+    @hookimpl
+    def pinball_add_commands(
+        self, subparsers: "argparse._SubParsersAction[Any]"
+    ) -> None:
+        parser = subparsers.add_parser("hello", help="say hello")
+        parser.set_defaults(handler=self.run)
+
+    def run(self, args: argparse.Namespace, app: Application) -> int:
+        print(f"hello, {app.config.workers} workers")
+        return 3
+
+
+class BrokenPlugin:
+    @hookimpl
+    def pinball_add_commands(
+        self, subparsers: "argparse._SubParsersAction[Any]"
+    ) -> None:
+        raise RuntimeError("boom")
+
+
+def with_plugin(monkeypatch: pytest.MonkeyPatch, plugin: object) -> None:
+    """Make the CLI's plugin manager load ``plugin`` instead of installed ones."""
+
+    def load_optional(manager: PluginManager) -> None:
+        manager.register(plugin, "plugin.test")
+
+    monkeypatch.setattr(PluginManager, "load_optional", load_optional)
+
+
+def test_plugins_add_commands(
+    home: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    with_plugin(monkeypatch, HelloPlugin())
+
+    assert cli.main(["hello"]) == 3
+    assert capsys.readouterr().out == "hello, 5 workers\n"
+
+
+def test_a_broken_plugin_leaves_the_builtin_commands(
+    home: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with_plugin(monkeypatch, BrokenPlugin())
+
+    assert cli.main(["config", "check", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["workers"] == 5
+    assert "a plugin failed to add its commands: RuntimeError: boom" in caplog.text
+
+
+def test_a_broken_plugin_makes_its_command_unknown(
+    home: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    with_plugin(monkeypatch, BrokenPlugin())
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["hello"])
+
+    assert exited.value.code == 2
+    assert "invalid choice: 'hello'" in capsys.readouterr().err
+
+
+def test_a_bad_config_is_reported_for_plugin_commands(
+    home: pathlib.Path, tmp_path: pathlib.Path, capsys: Any
+) -> None:
+    (tmp_path / "pinball.yaml").write_text("workers: 0\n")
+
+    assert cli.main(["-c", "pinball.yaml", "some-plugin-command"]) == 2
+    assert capsys.readouterr().err == (
+        "pinball: error: pinball.yaml: workers: must be a positive integer, got 0\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (ConfigError("x.yaml: workers: bad"), 2),
+        (MasterError("the master is gone"), 1),
+        (UnauthorizedError("wrong secret"), 1),
+        (KeyboardInterrupt(), 130),
+    ],
+)
+def test_exit_codes(
+    home: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    error: BaseException,
+    code: int,
+) -> None:
+    def fail(args: argparse.Namespace, app: Application) -> int:
+        raise error
+
+    monkeypatch.setattr(config_command, "check_config", fail)
+
+    assert cli.main(["config", "check"]) == code
+    err = capsys.readouterr().err
+    if isinstance(error, KeyboardInterrupt):
+        assert err == ""
+    else:
+        assert err == f"pinball: error: {error}\n"
