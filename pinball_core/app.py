@@ -8,14 +8,11 @@ command that needs it.
 
 import logging
 import os
-from typing import TYPE_CHECKING
 
+from pinball_core.client import HttpClient, MasterClient
 from pinball_core.config import Config, load_config
 from pinball_core.plugins import PluginManager, store_scheme
 from pinball_core.store import Store
-
-if TYPE_CHECKING:
-    from pinball_core.client import MasterClient
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +83,14 @@ class Application:
         log.debug("opening store %s", self.config.store_display_url)
         return self.plugins.make_store(url, options)
 
-    def master_client(self) -> "MasterClient":
+    def master_client(self) -> MasterClient:
         """A client of the master at ``master_host:master_port``."""
-        raise NotImplementedError(
-            "Application.master_client() is not written yet; "
-            "it will connect to master_host:master_port"
+        config = self.config
+        return HttpClient(
+            config.master_host,
+            config.master_port,
+            secret=config.master_secret,
+            timeout_sec=config.client_timeout_sec,
+            connect_attempts=config.client_connect_attempts,
+            max_backoff_sec=config.max_backoff_client_reconnect_sec,
         )

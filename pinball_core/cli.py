@@ -23,6 +23,7 @@ from pinball_core.app import Application
 from pinball_core.commands import config as config_command
 from pinball_core.commands import master as master_command
 from pinball_core.commands import plugins as plugins_command
+from pinball_core.commands import tokens as tokens_command
 from pinball_core.errors import MasterError, PinballError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ BUILTIN_COMMANDS: Final[tuple[ModuleType, ...]] = (
     config_command,
     master_command,
     plugins_command,
+    tokens_command,
 )
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -16,7 +16,7 @@ import tornado.netutil
 from pinball_core.client import MasterClient
 from pinball_core.errors import MasterError, MasterUnavailableError
 from pinball_core.master import TokenMaster
-from pinball_core.server import OPERATIONS, make_app
+from pinball_core.server import OPERATIONS, make_server
 from pinball_core.store import Store
 
 
@@ -57,9 +57,7 @@ class MasterThread:
     async def _start(self) -> None:
         await self.master.start()
         if self._want_port is not None:
-            self._server = tornado.httpserver.HTTPServer(
-                make_app(self.master, self._secret)
-            )
+            self._server = make_server(self.master, self._secret)
             sockets = tornado.netutil.bind_sockets(self._want_port, "127.0.0.1")
             self._server.add_sockets(sockets)
             self.port = sockets[0].getsockname()[1]

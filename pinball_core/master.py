@@ -23,8 +23,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sortedcontainers import SortedDict
-
 from pinball_core.errors import (
     InputError,
     MasterError,
@@ -46,14 +44,17 @@ from pinball_core.token import (
     MASTER_OWNER,
     VERSION_TOKEN_NAME,
     Token,
-    prefix_upper_bound,
     validate_name,
 )
+from pinball_core.token_map import TokenMap
 
 log = logging.getLogger(__name__)
 
 # Owners are stored in a 255-character column by every store.
 _MAX_OWNER_LENGTH = 255
+
+# Up to this many tokens under a claim's prefix are simply scanned.
+_SCAN_LIMIT = 256
 
 # Expired request ids are dropped from the store at most this often.
 _FORGET_INTERVAL_SEC = 60.0
@@ -86,7 +87,7 @@ class TokenMaster:
     def __init__(self, store: Store, *, request_id_retention_sec: float = 3600.0):
         self._store = store
         self._retention = request_id_retention_sec
-        self._tokens: SortedDict = SortedDict()
+        self._tokens = TokenMap()
         self._version = 0
 
         # Writes checked but not yet committed, and their net effect by name.
@@ -100,6 +101,10 @@ class TokenMaster:
         )
         self._in_flight: dict[str, asyncio.Future[Any]] = {}
         self._last_forget = 0.0
+
+        #: Set when the master stopped serving after an internal error.
+        self.halted = asyncio.Event()
+        self._halted: MasterUnavailableError | None = None
 
         # One thread talks to the store, so its connection never changes hands.
         self._io = concurrent.futures.ThreadPoolExecutor(
@@ -118,8 +123,9 @@ class TokenMaster:
             self._io, self._store.load_applied_requests, since
         )
 
+        now = time.time()
         for token in tokens:
-            self._tokens[token.name] = token
+            self._tokens.put(token, now)
             self._version = max(self._version, token.version or 0)
         for request in applied:
             self._applied[request.request_id] = (request.applied_at, request.response)
@@ -166,8 +172,7 @@ class TokenMaster:
 
     def get(self, name: str) -> Token | None:
         """The committed token called ``name``, if any."""
-        token: Token | None = self._tokens.get(name)
-        return token
+        return self._tokens.get(name)
 
     @property
     def version(self) -> int:
@@ -214,6 +219,8 @@ class TokenMaster:
         *,
         force: bool = False,
     ) -> Any:
+        if self._halted is not None:
+            raise self._halted
         write = _Write(request_id, prepare, asyncio.get_running_loop().create_future())
         self._check(write)
         if not (write.changes or write.archives or force):
@@ -250,7 +257,11 @@ class TokenMaster:
                     self._fail(batch, exc)
                     continue
 
-                self._apply(change)
+                try:
+                    self._apply(change)
+                except Exception as exc:
+                    self._halt(batch, exc)
+                    return
                 for write in batch:
                     if write.request_id is not None:
                         self._in_flight.pop(write.request_id, None)
@@ -259,6 +270,24 @@ class TokenMaster:
                 self._recompute_pending()
         finally:
             self._committer = None
+
+    def _halt(self, batch: list[_Write], exc: Exception) -> None:
+        """Stop serving after memory failed to follow a commit.
+
+        The store holds the change but memory may not; answering anything more
+        could contradict the store, so every request is refused from now on
+        and :attr:`halted` tells the server to exit. A restart reloads the
+        store's state.
+        """
+        log.critical("master state no longer matches its store; halting", exc_info=exc)
+        self._halted = MasterUnavailableError(
+            f"the master halted after an internal error ({exc}); restart it"
+        )
+        for write in batch + self._queue:
+            if not write.future.done():
+                write.future.set_exception(self._halted)
+        self._queue = []
+        self.halted.set()
 
     def _change_for(self, batch: list[_Write]) -> StoreChange:
         change = StoreChange()
@@ -287,12 +316,13 @@ class TokenMaster:
         return change
 
     def _apply(self, change: StoreChange) -> None:
+        now = time.time()
         for token in change.updates:
-            self._tokens[token.name] = token
+            self._tokens.put(token, now)
         for name in change.deletes:
-            self._tokens.pop(name, None)
+            self._tokens.pop(name)
         for token in change.archives:
-            self._tokens.pop(token.name, None)
+            self._tokens.pop(token.name)
 
         for request in change.requests:
             self._applied[request.request_id] = (request.applied_at, request.response)
@@ -375,10 +405,7 @@ class TokenMaster:
             expiration = request.expiration or 0.0
         expiration = min(expiration, FOREVER)
 
-        free = (
-            t for t in self._pending_scan(request.query.prefix) if not t.is_owned(now)
-        )
-        chosen = self._select(request.query, free)
+        chosen = self._claimable(request.query, now)
         claimed = [
             dataclasses.replace(
                 t,
@@ -437,16 +464,10 @@ class TokenMaster:
     def _lookup(self, name: str) -> Token | None:
         if name in self._pending:
             return self._pending[name]
-        token: Token | None = self._tokens.get(name)
-        return token
+        return self._tokens.get(name)
 
     def _committed_scan(self, prefix: str) -> Iterator[Token]:
-        if not prefix:
-            yield from self._tokens.values()
-            return
-        bound = prefix_upper_bound(prefix)
-        for name in self._tokens.irange(prefix, bound, inclusive=(True, False)):
-            yield self._tokens[name]
+        return self._tokens.scan(prefix)
 
     def _pending_scan(self, prefix: str) -> Iterator[Token]:
         """Tokens under ``prefix`` as they will be once queued writes commit."""
@@ -464,6 +485,29 @@ class TokenMaster:
             inserted = pending is not None and name not in self._tokens
             if inserted and name.startswith(prefix):
                 yield pending
+
+    def _claimable(self, query: Query, now: float) -> list[Token]:
+        """The unowned tokens a claim takes, as they stand after queued writes."""
+        prefix, limit = query.prefix, query.max_tokens
+        in_range = self._tokens.count(prefix)
+        if limit is None or in_range <= _SCAN_LIMIT or in_range < limit * 8:
+            free = (t for t in self._pending_scan(prefix) if not t.is_owned(now))
+            return self._select(query, free)
+
+        # Many tokens under the prefix: walk the free ones by priority and
+        # stop once enough are found. Names with queued changes are judged
+        # by their pending state instead, which is small.
+        found: list[Token] = []
+        for token in self._tokens.free_by_priority(now):
+            if len(found) == limit:
+                break
+            if token.name.startswith(prefix) and token.name not in self._pending:
+                found.append(token)
+        for name, pending in self._pending.items():
+            free = pending is not None and not pending.is_owned(now)
+            if free and name.startswith(prefix):
+                found.append(pending)
+        return self._select(query, iter(found))
 
     @staticmethod
     def _select(query: Query, tokens: Iterator[Token]) -> list[Token]:

@@ -1,6 +1,7 @@
 """The master's JSON-over-HTTP interface, served by Tornado.
 
-Every request is a POST of a JSON object to ``/v1/<request>``; the answer is
+Every request is a POST of a JSON object to ``/v1/<request>``
+(``modify``, ``query``, ``query_and_own``, ``group``, ``archive``); the answer is
 a JSON object, or ``{"error": {"code": ..., "message": ...}}`` with an HTTP
 status that matches the code. With a shared secret configured, a request
 without the ``X-Pinball-Secret`` header gets 401 and changes nothing.
@@ -15,10 +16,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import tornado.httpserver
+import tornado.httputil
 import tornado.netutil
-import tornado.web
 
-from pinball_core.errors import ErrorCode, InputError, MasterError
+from pinball_core.errors import (
+    ErrorCode,
+    InputError,
+    MasterError,
+    MasterUnavailableError,
+)
 from pinball_core.master import TokenMaster
 from pinball_core.protocol import (
     SECRET_HEADER,
@@ -34,6 +40,16 @@ log = logging.getLogger(__name__)
 
 # Large enough for a whole workflow instance in one modify.
 _MAX_BODY_BYTES = 64 * 1024 * 1024
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    409: "Conflict",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 _STATUS = {
     ErrorCode.VERSION_CONFLICT: 409,
@@ -81,74 +97,94 @@ OPERATIONS: dict[str, _Operation] = {
 }
 
 
-class _Handler(tornado.web.RequestHandler):
-    """Base: checks the secret and writes JSON answers and errors."""
+class MasterApp:
+    """Serves the master's requests as a Tornado request callback.
 
-    def initialize(self, master: TokenMaster, secret: str | None) -> None:
+    The master's requests are small and many, so this answers them straight
+    from the HTTP connection rather than through ``tornado.web``'s routing and
+    handler objects, which would cost more than the request itself.
+    """
+
+    def __init__(self, master: TokenMaster, secret: str | None = None) -> None:
         self.master = master
-        self.secret = secret
+        self._secret = secret.encode() if secret else None
 
-    def prepare(self) -> None:
-        if self.secret is None:
-            return
-        sent = self.request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), self.secret.encode()):
-            self._error(ErrorCode.UNAUTHORIZED, f"missing or wrong {SECRET_HEADER}")
-            self.finish()
+    def __call__(self, request: tornado.httputil.HTTPServerRequest) -> None:
+        # Tornado reads the next request on this connection only after this
+        # one's answer is finished, so the task needs no tracking here.
+        asyncio.ensure_future(self._handle(request))
 
-    def _answer(self, body: dict[str, Any]) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
-
-    def _error(self, code: ErrorCode, message: str) -> None:
-        self.set_status(_STATUS[code])
-        self._answer({"error": {"code": code.value, "message": message}})
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # No tracebacks to clients; the log has them.
-        self._answer({"error": {"code": "UNKNOWN", "message": self._reason or "error"}})
-
-
-class OperationHandler(_Handler):
-    """``POST /v1/<operation>``: one master request."""
-
-    async def post(self, operation: str) -> None:
-        handler = OPERATIONS.get(operation)
-        if handler is None:
-            known = ", ".join(sorted(OPERATIONS))
-            self._error(
-                ErrorCode.INPUT_ERROR, f"no request {operation!r}; known: {known}"
-            )
-            return
+    async def _handle(self, request: tornado.httputil.HTTPServerRequest) -> None:
         try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError as exc:
-            self._error(ErrorCode.INPUT_ERROR, f"the body is not JSON: {exc}")
-            return
+            status, answer = await self._answer(request)
+        except Exception:
+            log.exception("master request %s %s failed", request.method, request.path)
+            status, answer = 500, _error_body(ErrorCode.UNKNOWN, "internal error")
 
-        try:
-            self._answer(await handler(self.master, body))
-        except MasterError as exc:
-            self._error(exc.code, exc.message)
-
-
-class HealthHandler(_Handler):
-    """``GET /v1/health``: whether the master is up, and what it holds."""
-
-    def get(self) -> None:
-        self._answer(
-            {"status": "ok", "tokens": len(self.master), "version": self.master.version}
+        body = json.dumps(answer).encode()
+        headers = tornado.httputil.HTTPHeaders(
+            {"Content-Type": "application/json", "Content-Length": str(len(body))}
         )
+        start = tornado.httputil.ResponseStartLine("HTTP/1.1", status, _REASONS[status])
+        assert request.connection is not None
+        request.connection.write_headers(start, headers, body)
+        request.connection.finish()
+
+    async def _answer(
+        self, request: tornado.httputil.HTTPServerRequest
+    ) -> tuple[int, dict[str, Any]]:
+        if self._secret is not None:
+            sent = request.headers.get(SECRET_HEADER, "").encode()
+            if not hmac.compare_digest(sent, self._secret):
+                return _error(
+                    ErrorCode.UNAUTHORIZED, f"missing or wrong {SECRET_HEADER}"
+                )
+
+        path = request.path
+        if path == "/v1/health" and request.method == "GET":
+            master = self.master
+            return 200, {
+                "status": "ok",
+                "tokens": len(master),
+                "version": master.version,
+            }
+
+        operation = OPERATIONS.get(path.removeprefix("/v1/"))
+        if operation is None or not path.startswith("/v1/"):
+            known = ", ".join(f"/v1/{name}" for name in sorted(OPERATIONS))
+            return _error(
+                ErrorCode.INPUT_ERROR,
+                f"no request at {path}; POST to one of {known}, or GET /v1/health",
+            )
+        if request.method != "POST":
+            return _error(
+                ErrorCode.INPUT_ERROR, f"{path} takes POST, not {request.method}"
+            )
+
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            return _error(ErrorCode.INPUT_ERROR, f"the body is not JSON: {exc}")
+        try:
+            return 200, await operation(self.master, body)
+        except MasterError as exc:
+            return _error(exc.code, exc.message)
 
 
-def make_app(master: TokenMaster, secret: str | None = None) -> tornado.web.Application:
-    """The Tornado application that serves ``master``."""
-    options = {"master": master, "secret": secret or None}
-    return tornado.web.Application(
-        [
-            (r"/v1/health", HealthHandler, options),
-            (r"/v1/([a-z_]+)", OperationHandler, options),
-        ],
+def _error(code: ErrorCode, message: str) -> tuple[int, dict[str, Any]]:
+    return _STATUS[code], _error_body(code, message)
+
+
+def _error_body(code: ErrorCode, message: str) -> dict[str, Any]:
+    return {"error": {"code": code.value, "message": message}}
+
+
+def make_server(
+    master: TokenMaster, secret: str | None = None
+) -> tornado.httpserver.HTTPServer:
+    """An HTTP server for ``master``; add sockets to it to start serving."""
+    return tornado.httpserver.HTTPServer(
+        MasterApp(master, secret), max_body_size=_MAX_BODY_BYTES
     )
 
 
@@ -170,9 +206,7 @@ async def serve(
     master = TokenMaster(store, request_id_retention_sec=request_id_retention_sec)
     await master.start()
 
-    server = tornado.httpserver.HTTPServer(
-        make_app(master, secret), max_body_size=_MAX_BODY_BYTES, xheaders=False
-    )
+    server = make_server(master, secret)
     sockets = tornado.netutil.bind_sockets(port, address=host)
     server.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
@@ -186,7 +220,15 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    halted = asyncio.ensure_future(master.halted.wait())
+    await asyncio.wait(
+        [asyncio.ensure_future(stop.wait()), halted],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    if halted.done():
+        server.stop()
+        store.close()
+        raise MasterUnavailableError("the master halted; see the log above")
 
     log.info("master stopping")
     server.stop()

@@ -403,3 +403,33 @@ def test_concurrent_claims_never_share_a_token(master: MasterThread) -> None:
 
     claimed = [t.name for batch in master.run(claim_all()) for t in batch]
     assert len(claimed) == 200 == len(set(claimed))
+
+
+def test_claims_from_a_large_pool_follow_priority(master: MasterThread) -> None:
+    client = master.client()
+    client.modify([Token(f"/pool/{i:04d}", priority=i % 50) for i in range(1000)])
+    client.modify([Token(f"/other/{i}", priority=100) for i in range(300)])
+
+    claimed = [
+        client.query_and_own("w", "/pool/", 1, lease_sec=60)[0] for _ in range(60)
+    ]
+
+    priorities = [t.priority for t in claimed]
+    assert priorities == sorted(priorities, reverse=True)
+    assert priorities[:20] == [49.0] * 20 and priorities[20:40] == [48.0] * 20
+    assert len({t.name for t in claimed}) == 60
+
+
+def test_expired_leases_return_to_a_large_pool(master: MasterThread) -> None:
+    client = master.client()
+    client.modify([Token(f"/pool/{i:04d}", priority=i) for i in range(500)])
+
+    (first,) = client.query_and_own("w1", "/pool/", 1, lease_sec=0.2)
+    (second,) = client.query_and_own("w2", "/pool/", 1, lease_sec=60)
+    assert (first.priority, second.priority) == (499, 498)
+
+    deadline = time.time() + 10
+    while time.time() < (first.expiration or 0) and time.time() < deadline:
+        time.sleep(0.05)
+    (again,) = client.query_and_own("w3", "/pool/", 1, lease_sec=60)
+    assert again.name == first.name and again.owner == "w3"
