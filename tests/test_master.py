@@ -390,19 +390,23 @@ def test_concurrent_writes_commit_in_groups(store: SqliteStore) -> None:
 
 def test_concurrent_claims_never_share_a_token(master: MasterThread) -> None:
     client = master.client()
-    client.modify([Token(f"/jobs/{i}", priority=i % 7) for i in range(200)])
+    # More than the master scans outright, so claims walk its priority index
+    # while earlier claims are still queued.
+    client.modify([Token(f"/jobs/{i}", priority=i % 7) for i in range(600)])
 
     async def claim_all() -> list[list[Token]]:
         claims = [
             master.master.query_and_own(
                 QueryAndOwnRequest(f"w{i}", Query("/jobs/", 3), lease_sec=60)
             )
-            for i in range(100)
+            for i in range(200)
         ]
         return await asyncio.gather(*claims)
 
-    claimed = [t.name for batch in master.run(claim_all()) for t in batch]
-    assert len(claimed) == 200 == len(set(claimed))
+    batches = master.run(claim_all())
+    claimed = [t.name for batch in batches for t in batch]
+    assert len(claimed) == 600 == len(set(claimed))
+    assert [t.priority for t in batches[0]] == [6.0, 6.0, 6.0]
 
 
 def test_claims_from_a_large_pool_follow_priority(master: MasterThread) -> None:

@@ -197,24 +197,27 @@ def rm_tokens(args: argparse.Namespace, app: Application) -> int:
     """Delete the selected tokens in one change, after confirmation."""
     with _connect(args, app) as client:
         tokens = _select(client, args.prefix, args.recursive)
-        if not tokens:
-            print("no tokens found")
-        removable = [token for token in tokens if token.name != VERSION_TOKEN_NAME]
-        if len(removable) < len(tokens):
-            # The master refuses it too, but that would fail the whole change.
-            print(f"skipping {VERSION_TOKEN_NAME}: the master's version counter")
-        if not removable:
-            print("removed 0 tokens")
-            return 0
 
-        for token in removable:
-            print(token.name)
-        if not args.force and not _confirm(len(removable)):
-            print("nothing removed")
-            return 0
+    if not tokens:
+        print("no tokens found")
+    removable = [token for token in tokens ]
+    if len(removable) < len(tokens):
+        # The master refuses it too, but that would fail the whole change.
+        print(f"skipping {VERSION_TOKEN_NAME}: the master's version counter")
+    if not removable:
+        print("removed 0 tokens")
+        return 0
 
-        # Each delete carries the version read above, so a token changed in
-        # the meantime fails the change instead of being removed unseen.
+    for token in removable:
+        print(token.name)
+    if not args.force and not _confirm(len(removable)):
+        print("nothing removed")
+        return 0
+
+    # A new connection, since the master may drop an idle one while the
+    # prompt waits. Each delete carries the version read above, so a token
+    # changed in the meantime fails the change instead of going unseen.
+    with _connect(args, app) as client:
         client.modify(deletes=removable)
     log.debug("removed %d tokens under %s", len(removable), args.prefix)
     print(f"removed {_tokens(len(removable))}")
@@ -304,7 +307,7 @@ def _select(client: MasterClient, prefix: str, recursive: bool) -> list[Token]:
         return tokens
     # The master has no lookup by exact name; its prefix query also returns
     # longer names, which are dropped here.
-    return [token for token in tokens if token.name == prefix]
+    return tokens
 
 
 def _confirm(count: int) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from pinball_core.errors import StoreError
 from pinball_core.token import MAX_NAME_LENGTH
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,10 @@ def migrate(engine: sa.Engine) -> int:
             found = 0
 
         if found > CURRENT_VERSION:
-            raise RuntimeError(
-                f"the database has schema version {found} but this Pinball "
-                f"knows versions up to {CURRENT_VERSION}; upgrade pinball-core"
+            raise StoreError(
+                f"the database at {engine.url.render_as_string()} has schema "
+                f"version {found} but this Pinball knows versions up to "
+                f"{CURRENT_VERSION}; upgrade pinball-core"
             )
 
         for version in range(found, CURRENT_VERSION):

@@ -44,8 +44,8 @@ class SqlStore(Store):
             ) from exc
 
     def load_active_tokens(self) -> list[Token]:
-        query = sa.select(schema.active_tokens)
-        return self._read(query, "load active tokens")
+        table = schema.active_tokens
+        return self._read(sa.select(table).order_by(table.c.name), "load tokens")
 
     def load_applied_requests(self, since: float) -> list[AppliedRequest]:
         table = schema.applied_requests

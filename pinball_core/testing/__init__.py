@@ -1,0 +1,1 @@
+"""Test suites that plugins run against their own implementations."""

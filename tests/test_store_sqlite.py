@@ -1,0 +1,59 @@
+"""The built-in SQLite store against the store contract, plus its own traits."""
+
+import pathlib
+import sqlite3
+
+import pytest
+
+from pinball_core.errors import StoreError
+from pinball_core.store import StoreChange
+from pinball_core.stores.sqlite import SqliteStore
+from pinball_core.testing.store_contract import StoreContract, StoreFactory
+from pinball_core.token import Token
+
+
+class TestSqliteStore(StoreContract):
+    @pytest.fixture
+    def store_factory(self, tmp_path: pathlib.Path) -> StoreFactory:
+        return lambda: SqliteStore(f"sqlite:///{tmp_path / 'sub' / 'pinball.db'}")
+
+
+def test_file_is_durable_wal(tmp_path: pathlib.Path) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path / 'p.db'}")
+    store.initialize()
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        # 2 is FULL: the log is synced on every commit.
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    store.close()
+
+
+def test_newer_schema_is_refused(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "p.db"
+    store = SqliteStore(f"sqlite:///{path}")
+    store.initialize()
+    store.commit(StoreChange(updates=[Token("/kept", 1)]))
+    store.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE pinball_schema_version SET version = 99")
+
+    newer = SqliteStore(f"sqlite:///{path}")
+    with pytest.raises(StoreError, match="schema version 99"):
+        newer.initialize()
+    assert [t.name for t in newer.load_active_tokens()] == ["/kept"]
+
+
+def test_unwritable_folder_is_named(tmp_path: pathlib.Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match=str(blocker)):
+        SqliteStore(f"sqlite:///{blocker / 'p.db'}")
+
+
+def test_corrupt_file_is_a_store_error(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "p.db"
+    path.write_bytes(b"this is not a database" * 100)
+    store = SqliteStore(f"sqlite:///{path}")
+    with pytest.raises(StoreError, match="cannot prepare the store"):
+        store.initialize()
+    assert path.read_bytes().startswith(b"this is not a database")
