@@ -302,11 +302,11 @@ class TokenMaster:
                 answer = json.dumps(_encode_answer(write.result))
                 change.requests.append(AppliedRequest(write.request_id, now, answer))
 
-        for name, token in merged.items():
-            if token is None:
+        for name, merged_token in merged.items():
+            if merged_token is None:
                 change.deletes.append(name)
             else:
-                change.updates.append(token)
+                change.updates.append(merged_token)
         if change.updates or change.deletes or VERSION_TOKEN_NAME not in self._tokens:
             change.updates.append(self._version_token())
 
@@ -482,8 +482,9 @@ class TokenMaster:
             else:
                 yield token
         for name, pending in self._pending.items():
-            inserted = pending is not None and name not in self._tokens
-            if inserted and name.startswith(prefix):
+            if pending is None or name in self._tokens:
+                continue
+            if name.startswith(prefix):
                 yield pending
 
     def _claimable(self, query: Query, now: float) -> list[Token]:
@@ -504,8 +505,9 @@ class TokenMaster:
             if token.name.startswith(prefix) and token.name not in self._pending:
                 found.append(token)
         for name, pending in self._pending.items():
-            free = pending is not None and not pending.is_owned(now)
-            if free and name.startswith(prefix):
+            if pending is None or pending.is_owned(now):
+                continue
+            if name.startswith(prefix):
                 found.append(pending)
         return self._select(query, iter(found))
 

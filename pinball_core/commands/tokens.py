@@ -200,7 +200,7 @@ def rm_tokens(args: argparse.Namespace, app: Application) -> int:
 
     if not tokens:
         print("no tokens found")
-    removable = [token for token in tokens ]
+    removable = [token for token in tokens if token.name != VERSION_TOKEN_NAME]
     if len(removable) < len(tokens):
         # The master refuses it too, but that would fail the whole change.
         print(f"skipping {VERSION_TOKEN_NAME}: the master's version counter")
@@ -307,7 +307,7 @@ def _select(client: MasterClient, prefix: str, recursive: bool) -> list[Token]:
         return tokens
     # The master has no lookup by exact name; its prefix query also returns
     # longer names, which are dropped here.
-    return tokens
+    return [token for token in tokens if token.name == prefix]
 
 
 def _confirm(count: int) -> bool:
