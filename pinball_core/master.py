@@ -105,6 +105,7 @@ class TokenMaster:
         #: Set when the master stopped serving after an internal error.
         self.halted = asyncio.Event()
         self._halted: MasterUnavailableError | None = None
+        self._stopping = False
 
         # One thread talks to the store, so its connection never changes hands.
         self._io = concurrent.futures.ThreadPoolExecutor(
@@ -148,7 +149,12 @@ class TokenMaster:
         )
 
     async def stop(self) -> None:
-        """Wait for queued writes to commit, then release the store thread."""
+        """Refuse new writes, let queued ones commit, release the store thread.
+
+        A write refused here was not applied; a client that sends it again
+        reaches the next master with the same request id.
+        """
+        self._stopping = True
         if self._committer is not None:
             await asyncio.shield(self._committer)
         self._io.shutdown(wait=True)
@@ -184,20 +190,23 @@ class TokenMaster:
     async def modify(self, request: ModifyRequest) -> list[Token]:
         """Apply inserts, updates and deletes together; return stored updates."""
         result: list[Token] = await self._write(
-            request.request_id, lambda: self._prepare_modify(request)
+            _key("modify", request.request_id), lambda: self._prepare_modify(request)
         )
         return result
 
     async def query_and_own(self, request: QueryAndOwnRequest) -> list[Token]:
         """Claim unowned matches, highest priority first; return the claims."""
         result: list[Token] = await self._write(
-            request.request_id, lambda: self._prepare_claim(request)
+            _key("claim", request.request_id), lambda: self._prepare_claim(request)
         )
         return result
 
     async def archive(self, request: ArchiveRequest) -> None:
         """Move tokens out of the master into the store's archive."""
-        await self._write(request.request_id, lambda: self._prepare_archive(request))
+        await self._write(
+            _key("archive", request.request_id),
+            lambda: self._prepare_archive(request),
+        )
 
     async def _write(
         self,
@@ -221,6 +230,8 @@ class TokenMaster:
     ) -> Any:
         if self._halted is not None:
             raise self._halted
+        if self._stopping:
+            raise MasterUnavailableError("the master is stopping; send again shortly")
         write = _Write(request_id, prepare, asyncio.get_running_loop().create_future())
         self._check(write)
         if not (write.changes or write.archives or force):
@@ -542,6 +553,12 @@ def _by_name(token: Token) -> str:
 
 def _by_priority(token: Token) -> float:
     return -token.priority
+
+
+def _key(operation: str, request_id: str | None) -> str | None:
+    """Where a request's answer is kept: an id reused by another kind of
+    request is a different request, not a repeat."""
+    return None if request_id is None else f"{operation}:{request_id}"
 
 
 def _refuse_duplicates(names: list[str]) -> None:

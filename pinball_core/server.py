@@ -233,4 +233,5 @@ async def serve(
     log.info("master stopping")
     server.stop()
     await master.stop()
+    await server.close_all_connections()
     store.close()

@@ -437,3 +437,35 @@ def test_expired_leases_return_to_a_large_pool(master: MasterThread) -> None:
         time.sleep(0.05)
     (again,) = client.query_and_own("w3", "/pool/", 1, lease_sec=60)
     assert again.name == first.name and again.owner == "w3"
+
+
+def test_request_id_of_another_kind_is_not_a_repeat(client: MasterClient) -> None:
+    inserted = client.call(
+        "modify", {"request_id": "same", "updates": [{"name": "/a"}]}
+    )["updates"]
+    client.call("archive", {"request_id": "same", "tokens": inserted})
+    assert client.query("/a") == []
+
+
+def test_writes_are_refused_once_stopping(store: SqliteStore) -> None:
+    running = MasterThread(store).start()
+    client = running.client()
+    client.modify([Token("/before")])
+
+    async def stop_then_write() -> BaseException | list[Token]:
+        stopping = asyncio.ensure_future(running.master.stop())
+        await asyncio.sleep(0)
+        try:
+            return await running.master.modify(ModifyRequest([Token("/after")]))
+        except MasterUnavailableError as refused:
+            return refused
+        finally:
+            await stopping
+
+    outcome = running.run(stop_then_write())
+    assert isinstance(outcome, MasterUnavailableError)
+    assert "stopping" in str(outcome)
+    assert [t.name for t in store.read_tokens("/")] == [
+        "/__BLESSED_VERSION__",
+        "/before",
+    ]

@@ -58,7 +58,8 @@ archived_tokens = sa.Table(
 applied_requests = sa.Table(
     "pinball_applied_requests",
     metadata,
-    sa.Column("request_id", sa.String(128), primary_key=True),
+    # The request kind, a colon and the client's id of up to 128 characters.
+    sa.Column("request_id", sa.String(160), primary_key=True),
     sa.Column("applied_at", sa.Float, nullable=False, index=True),
     sa.Column("response", sa.Text, nullable=False),
 )
