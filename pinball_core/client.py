@@ -49,9 +49,18 @@ class MasterClient(abc.ABC):
         }
         return _tokens(self.call("modify", body)["updates"])
 
-    def query(self, prefix: str = "", max_tokens: int | None = None) -> list[Token]:
-        """Tokens under ``prefix``: all in name order, or the top ``max_tokens``."""
-        return self.query_many([Query(prefix, max_tokens)])[0]
+    def query(
+        self,
+        prefix: str = "",
+        max_tokens: int | None = None,
+        *,
+        contains: str | None = None,
+    ) -> list[Token]:
+        """Tokens under ``prefix``: all in name order, or the top ``max_tokens``.
+
+        With ``contains``, only those whose names contain it.
+        """
+        return self.query_many([Query(prefix, max_tokens, contains)])[0]
 
     def query_many(self, queries: Sequence[Query]) -> list[list[Token]]:
         """Several queries answered from the same state."""
@@ -66,17 +75,23 @@ class MasterClient(abc.ABC):
         *,
         lease_sec: float | None = None,
         expiration: float | None = None,
+        contains: str | None = None,
+        wait_sec: float | None = None,
     ) -> list[Token]:
         """Claim unowned tokens under ``prefix``, highest priority first.
 
         The lease lasts ``lease_sec`` from the master's receipt of the request,
-        or until the absolute ``expiration``; give one of the two.
+        or until the absolute ``expiration``; give one of the two. Only names
+        that contain ``contains`` are claimed, if given. With ``wait_sec`` the
+        master holds a claim that finds nothing until a token becomes free or
+        the time is up.
         """
         body = {
             "owner": owner,
-            "query": Query(prefix, max_tokens).to_dict(),
+            "query": Query(prefix, max_tokens, contains).to_dict(),
             "lease_sec": lease_sec,
             "expiration": expiration,
+            "wait_sec": wait_sec,
         }
         return _tokens(self.call("query_and_own", body)["tokens"])
 

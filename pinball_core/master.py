@@ -15,6 +15,7 @@ that answer back and changes nothing.
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import heapq
 import json
@@ -107,6 +108,9 @@ class TokenMaster:
         self._halted: MasterUnavailableError | None = None
         self._stopping = False
 
+        # Claims waiting for a token to become free.
+        self._waiters: list[asyncio.Future[None]] = []
+
         # One thread talks to the store, so its connection never changes hands.
         self._io = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="pinball-store"
@@ -155,6 +159,7 @@ class TokenMaster:
         reaches the next master with the same request id.
         """
         self._stopping = True
+        self._wake_waiters()
         if self._committer is not None:
             await asyncio.shield(self._committer)
         self._io.shutdown(wait=True)
@@ -195,11 +200,39 @@ class TokenMaster:
         return result
 
     async def query_and_own(self, request: QueryAndOwnRequest) -> list[Token]:
-        """Claim unowned matches, highest priority first; return the claims."""
-        result: list[Token] = await self._write(
-            _key("claim", request.request_id), lambda: self._prepare_claim(request)
-        )
-        return result
+        """Claim unowned matches, highest priority first; return the claims.
+
+        With ``wait_sec``, a claim that finds nothing is tried again whenever a
+        commit or an ending lease may have freed a token, until the time is up.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (request.wait_sec or 0.0)
+        key = _key("claim", request.request_id)
+        while True:
+            result: list[Token] = await self._write(
+                key, lambda: self._prepare_claim(request)
+            )
+            remaining = deadline - loop.time()
+            if result or remaining <= 0 or self._stopping:
+                return result
+            await self._wait_for_change(remaining)
+
+    async def _wait_for_change(self, timeout: float) -> None:
+        """Sleep until the next commit, the next lease end, or ``timeout``."""
+        next_end = self._tokens.next_expiration()
+        if next_end is not None:
+            # A little past the end, so the lease has surely lapsed on waking.
+            timeout = min(timeout, max(0.0, next_end - time.time()) + 0.005)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, timeout)
+
+    def _wake_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def archive(self, request: ArchiveRequest) -> None:
         """Move tokens out of the master into the store's archive."""
@@ -279,6 +312,8 @@ class TokenMaster:
                     if not write.future.done():
                         write.future.set_result(write.result)
                 self._recompute_pending()
+                if change.updates or change.deletes:
+                    self._wake_waiters()
         finally:
             self._committer = None
 
@@ -510,7 +545,7 @@ class TokenMaster:
         # stop once enough are found. Names with queued changes are judged
         # by their pending state instead, which is small.
         found: list[Token] = []
-        for token in self._tokens.free_by_priority(now):
+        for token in self._tokens.free_by_priority(now, query.contains or ""):
             if len(found) == limit:
                 break
             if token.name.startswith(prefix) and token.name not in self._pending:
@@ -518,12 +553,14 @@ class TokenMaster:
         for name, pending in self._pending.items():
             if pending is None or pending.is_owned(now):
                 continue
-            if name.startswith(prefix):
+            if query.matches(name):
                 found.append(pending)
         return self._select(query, iter(found))
 
     @staticmethod
     def _select(query: Query, tokens: Iterator[Token]) -> list[Token]:
+        if query.contains is not None:
+            tokens = (t for t in tokens if query.contains in t.name)
         if query.max_tokens is None:
             return sorted(tokens, key=_by_name)
         # Name order first makes ties between equal priorities repeatable.

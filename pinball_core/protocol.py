@@ -12,23 +12,39 @@ from typing import Any
 from pinball_core.errors import InputError
 from pinball_core.token import Token
 
+#: The longest a claim may wait for work; clients time out after longer.
+MAX_WAIT_SEC = 60.0
+
 #: The HTTP header that carries the master's shared secret.
 SECRET_HEADER = "X-Pinball-Secret"
 
 
 @dataclasses.dataclass(slots=True)
 class Query:
-    """Tokens whose names start with ``prefix``.
+    """Tokens whose names start with ``prefix`` (and contain ``contains``).
 
     With ``max_tokens`` the result is the highest-priority matches, at most
-    that many; without it, every match in name order.
+    that many; without it, every match in name order. ``contains`` picks one
+    kind of token out of a mixed tree, as ``/job/runnable/`` picks the jobs
+    ready to run out of every workflow's tokens.
     """
 
     prefix: str = ""
     max_tokens: int | None = None
+    contains: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prefix": self.prefix, "max_tokens": self.max_tokens}
+        return {
+            "prefix": self.prefix,
+            "max_tokens": self.max_tokens,
+            "contains": self.contains,
+        }
+
+    def matches(self, name: str) -> bool:
+        """Whether a token called ``name`` answers this query."""
+        if not name.startswith(self.prefix):
+            return False
+        return self.contains is None or self.contains in name
 
     @classmethod
     def from_dict(cls, raw: Any) -> "Query":
@@ -45,7 +61,12 @@ class Query:
             raise InputError(
                 f"max_tokens must be a non-negative integer, got {max_tokens!r:.80}"
             )
-        return cls(prefix=prefix, max_tokens=max_tokens)
+        contains = body.get("contains")
+        if contains is not None and (not isinstance(contains, str) or not contains):
+            raise InputError(
+                f"contains must be a non-empty string, got {contains!r:.80}"
+            )
+        return cls(prefix=prefix, max_tokens=max_tokens, contains=contains)
 
 
 @dataclasses.dataclass(slots=True)
@@ -79,7 +100,10 @@ class QueryAndOwnRequest:
 
     The lease ends at ``expiration`` (seconds since the epoch) or, if
     ``lease_sec`` is given instead, that long after the master receives the
-    request, which keeps the client's clock out of it.
+    request, which keeps the client's clock out of it. With ``wait_sec``, a
+    claim that finds nothing waits up to that long for a token to become
+    free instead of answering empty, so a worker hears of new work at once
+    rather than at its next poll.
     """
 
     owner: str
@@ -87,6 +111,7 @@ class QueryAndOwnRequest:
     expiration: float | None = None
     lease_sec: float | None = None
     request_id: str | None = None
+    wait_sec: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +119,7 @@ class QueryAndOwnRequest:
             "owner": self.owner,
             "expiration": self.expiration,
             "lease_sec": self.lease_sec,
+            "wait_sec": self.wait_sec,
             "query": self.query.to_dict(),
         }
 
@@ -107,12 +133,16 @@ class QueryAndOwnRequest:
         lease_sec = _number(body, "lease_sec")
         if (expiration is None) == (lease_sec is None):
             raise InputError("give exactly one of expiration and lease_sec")
+        wait_sec = _number(body, "wait_sec")
+        if wait_sec is not None and not 0 <= wait_sec <= MAX_WAIT_SEC:
+            raise InputError(f"wait_sec must be between 0 and {MAX_WAIT_SEC}")
         return cls(
             owner=owner,
             query=Query.from_dict(body.get("query", {})),
             expiration=expiration,
             lease_sec=lease_sec,
             request_id=_request_id(body),
+            wait_sec=wait_sec,
         )
 
 

@@ -6,6 +6,7 @@ with ten children ``.../some_other_token_j`` (priority j).
 """
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -469,3 +470,58 @@ def test_writes_are_refused_once_stopping(store: SqliteStore) -> None:
         "/__BLESSED_VERSION__",
         "/before",
     ]
+
+
+def test_contains_picks_one_kind_of_token(master: MasterThread) -> None:
+    client = master.client()
+    tokens = []
+    for wf in range(3):
+        for job in range(200):
+            state = "runnable" if job % 20 == 0 else "waiting"
+            name = f"/workflow/w{wf}/1/job/{state}/j{job:03d}"
+            tokens.append(Token(name, priority=job))
+    client.modify(tokens)
+
+    runnable = client.query("/workflow/", contains="/job/runnable/")
+    assert len(runnable) == 30
+    assert all("/job/runnable/" in t.name for t in runnable)
+
+    claimed = [
+        client.query_and_own("w", "/workflow/", 1, lease_sec=60, contains="/runnable/")
+        for _ in range(31)
+    ]
+    names = [c[0].name for c in claimed[:30]]
+    assert claimed[30] == []
+    assert sorted(names) == sorted(t.name for t in runnable)
+    assert [c[0].priority for c in claimed[:3]] == [180.0, 180.0, 180.0]
+
+
+def test_waiting_claim_wakes_on_new_work(master: MasterThread) -> None:
+    client = master.client()
+    client.modify([Token(f"/filler/{i}") for i in range(300)])
+    result: list[list[Token]] = []
+
+    waiter = threading.Thread(
+        target=lambda: result.append(
+            client.query_and_own("w", "/work/", 1, lease_sec=60, wait_sec=30)
+        )
+    )
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive()
+    client.modify([Token("/work/new", data="go")])
+    waiter.join(timeout=10)
+
+    assert [t.name for t in result[0]] == ["/work/new"]
+
+
+def test_waiting_claim_wakes_when_a_lease_ends(master: MasterThread) -> None:
+    client = master.client()
+    client.modify([Token("/work/retry", owner="delay", expiration=time.time() + 0.5)])
+    (claimed,) = client.query_and_own("w", "/work/", 1, lease_sec=60, wait_sec=30)
+    assert claimed.owner == "w"
+
+
+def test_waiting_claim_times_out_empty(master: MasterThread) -> None:
+    client = master.client()
+    assert client.query_and_own("w", "/none/", 1, lease_sec=60, wait_sec=0.2) == []
