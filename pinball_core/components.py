@@ -10,7 +10,7 @@ version should expect methods to be added, not changed. The store contract is
 import dataclasses
 import enum
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pinball_core.token import Token
 
@@ -40,16 +40,57 @@ class Parser(Protocol):
         ...
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExecutionSpec:
+    """One execution of a job, as the worker hands it to an executor.
+
+    ``command`` is final: event attributes are already substituted. For
+    ``kind`` ``shell`` it is run by ``/bin/sh -c``; for ``python`` it is a
+    ``module:function`` called with no arguments in a child Python process.
+    ``env`` is added to the worker's environment (it holds the
+    ``PINBALL_*`` variables); logs go to files under ``log_dir``.
+    """
+
+    workflow: str
+    instance: str
+    job: str
+    execution: int
+    kind: str
+    command: str
+    env: Mapping[str, str]
+    log_dir: str
+
+
 @runtime_checkable
 class ExecutionHandle(Protocol):
-    """One running execution of a job, as returned by :meth:`Executor.start`."""
+    """One running execution of a job, as returned by :meth:`Executor.start`.
 
-    def poll(self) -> int | None:
-        """The exit code once the execution has ended, None while it runs."""
+    While it runs, the executor reads its output line by line into the log
+    files and collects ``PINBALL:`` lines: ``PINBALL:EVENT_ATTR:key=value``
+    into :attr:`event_attributes`, any other ``PINBALL:key=value`` into
+    :attr:`properties`.
+    """
+
+    #: Log kind (``stdout``, ``stderr``) to the path of its file.
+    logs: dict[str, str]
+    #: Values from ``PINBALL:EVENT_ATTR:key=value`` lines; the last one wins.
+    event_attributes: dict[str, str]
+    #: Values from other ``PINBALL:key=value`` lines, in order, no repeats.
+    properties: dict[str, list[str]]
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait up to ``timeout`` seconds; the exit code if it has ended.
+
+        A process killed by a signal ends with the negative signal number.
+        """
         ...
 
-    def abort(self) -> None:
-        """Stop the execution; :meth:`poll` then returns its exit code."""
+    def abort(self, grace_sec: float = 10.0) -> None:
+        """Stop the execution and everything it started.
+
+        Asks politely first (SIGTERM for a process group) and forces it
+        (SIGKILL) after ``grace_sec``; returns at once.
+        """
         ...
 
 
@@ -57,12 +98,8 @@ class ExecutionHandle(Protocol):
 class Executor(Protocol):
     """Runs a job's command somewhere: a local process, a cluster, a container."""
 
-    def start(self, job_spec: Mapping[str, Any]) -> ExecutionHandle:
-        """Start one execution of the job described by ``job_spec``.
-
-        ``job_spec`` holds at least ``workflow``, ``instance``, ``job`` and
-        ``command``; the workflow engine fixes the rest.
-        """
+    def start(self, spec: ExecutionSpec) -> ExecutionHandle:
+        """Start one execution; raises OSError if it cannot be started."""
         ...
 
 

@@ -10,6 +10,7 @@ import pytest
 from pinball_core import PROJECT_NAME, hookspecs
 from pinball_core.components import (
     ExecutionHandle,
+    ExecutionSpec,
     Executor,
     Notification,
     OverrunDecision,
@@ -90,14 +91,18 @@ def test_manager_relay_has_every_hook() -> None:
 
 def test_minimal_components_satisfy_the_protocols() -> None:
     class Handle:
-        def poll(self) -> int | None:
+        logs: dict[str, str] = {}
+        event_attributes: dict[str, str] = {}
+        properties: dict[str, list[str]] = {}
+
+        def wait(self, timeout: float | None = None) -> int | None:
             return None
 
-        def abort(self) -> None:
+        def abort(self, grace_sec: float = 10.0) -> None:
             pass
 
     class Local:
-        def start(self, job_spec: Mapping[str, Any]) -> Handle:
+        def start(self, spec: ExecutionSpec) -> Handle:
             return Handle()
 
     class Skip:
@@ -120,7 +125,8 @@ def test_minimal_components_satisfy_the_protocols() -> None:
             return []
 
     assert isinstance(Local(), Executor)
-    assert isinstance(Local().start({}), ExecutionHandle)
+    spec = ExecutionSpec("w", "1", "j", 0, "shell", "true", {}, "/tmp")
+    assert isinstance(Local().start(spec), ExecutionHandle)
     assert isinstance(Skip(), OverrunPolicy)
     assert isinstance(Empty(), Parser)
     assert not isinstance(Empty(), Executor)

@@ -1,0 +1,1 @@
+"""The workflow layer: jobs, events and signals kept as tokens in the master."""

@@ -1,0 +1,68 @@
+"""Building a new workflow instance as tokens, for parsers and tools.
+
+An instance starts as one waiting token per job plus one start event per
+top-level job; workers take it from there.
+"""
+
+import time
+from collections.abc import Mapping
+
+from pinball_core.token import Token
+from pinball_core.workflow import names
+from pinball_core.workflow.model import Event, Job
+
+START_EVENT = "workflow_start_event"
+
+
+def new_instance_id() -> str:
+    """A fresh instance id: the time in milliseconds, as the original made."""
+    return str(int(time.time() * 1000))
+
+
+def instance_tokens(
+    workflow: str,
+    instance: str,
+    jobs: Mapping[str, Job],
+    priorities: Mapping[str, float] | None = None,
+    *,
+    creator: str = "parser",
+) -> list[Token]:
+    """The tokens of a new ``instance`` of ``workflow`` made of ``jobs``.
+
+    ``jobs`` maps each job's name to its definition, with ``inputs`` and
+    ``outputs`` naming each other; a job with no inputs starts the workflow.
+    Raises ValueError naming the job when a name or an edge is wrong.
+    """
+    names.check_word("workflow", workflow)
+    names.check_word("instance", instance)
+    priorities = priorities or {}
+    tokens = []
+    for job_name, job in jobs.items():
+        names.check_word("job", job_name)
+        for upstream in job.inputs:
+            if upstream != names.WORKFLOW_START and upstream not in jobs:
+                raise ValueError(
+                    f"job {job_name} of workflow {workflow}: input {upstream!r} "
+                    "is not a job of the workflow"
+                )
+        inputs = job.inputs or [names.WORKFLOW_START]
+        job.inputs = list(inputs)
+        job.name = job.name or job_name
+        tokens.append(
+            Token(
+                names.job_name(workflow, instance, names.WAITING, job_name),
+                priority=priorities.get(job_name, 0.0),
+                data=job.to_json(),
+            )
+        )
+        if inputs == [names.WORKFLOW_START]:
+            event = Event(creator=creator)
+            tokens.append(
+                Token(
+                    names.event_name(
+                        workflow, instance, job_name, names.WORKFLOW_START, START_EVENT
+                    ),
+                    data=event.to_json(),
+                )
+            )
+    return tokens
