@@ -263,7 +263,22 @@ class Config(BaseModel):
     # -- Workers
     workers: PositiveInt = Field(default=5, description="worker threads per process")
     worker_poll_time_sec: Seconds = Field(
-        default=10, description="idle sleep between claims; lease renewal base"
+        default=10,
+        description="how often idle workers look for work that no event announces "
+        "(drained instances, jobs changed by hand) and for archives due",
+    )
+    worker_lease_sec: Seconds = Field(
+        default=60,
+        description="lease on a running job, renewed every third of it; a worker "
+        "that cannot renew kills its job, and a dead worker's job is rerun after it",
+    )
+    executor: Text = Field(default="local", description="executor plugin that runs jobs")
+    abort_grace_sec: Seconds = Field(
+        default=10, description="between SIGTERM and SIGKILL when a job is stopped"
+    )
+    archive_delay_sec: Seconds = Field(
+        default=43200,
+        description="how long a finished instance stays active before it is archived",
     )
     default_max_workflow_running_instances: PositiveInt = Field(
         default=3, description="running instances per workflow unless its schedule says"

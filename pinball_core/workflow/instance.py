@@ -1,7 +1,8 @@
 """Building a new workflow instance as tokens, for parsers and tools.
 
-An instance starts as one waiting token per job plus one start event per
-top-level job; workers take it from there.
+An instance starts as one token per job: the top-level jobs already runnable,
+having consumed their start event, the rest waiting for events from
+upstream. Workers take it from there, with no scan needed to notice it.
 """
 
 import time
@@ -9,7 +10,7 @@ from collections.abc import Mapping
 
 from pinball_core.token import Token
 from pinball_core.workflow import names
-from pinball_core.workflow.model import Event, Job
+from pinball_core.workflow.model import Job
 
 START_EVENT = "workflow_start_event"
 
@@ -36,6 +37,11 @@ def instance_tokens(
     names.check_word("workflow", workflow)
     names.check_word("instance", instance)
     priorities = priorities or {}
+    # Edges are kept on both ends; fill in outputs the definitions left out.
+    for job_name, job in jobs.items():
+        for upstream in job.inputs:
+            if upstream in jobs and job_name not in jobs[upstream].outputs:
+                jobs[upstream].outputs.append(job_name)
     tokens = []
     for job_name, job in jobs.items():
         names.check_word("job", job_name)
@@ -48,21 +54,15 @@ def instance_tokens(
         inputs = job.inputs or [names.WORKFLOW_START]
         job.inputs = list(inputs)
         job.name = job.name or job_name
+        top_level = inputs == [names.WORKFLOW_START]
+        if top_level:
+            job.events = [{"name": START_EVENT, "creator": creator, "attributes": {}}]
+        state = names.RUNNABLE if top_level else names.WAITING
         tokens.append(
             Token(
-                names.job_name(workflow, instance, names.WAITING, job_name),
+                names.job_name(workflow, instance, state, job_name),
                 priority=priorities.get(job_name, 0.0),
                 data=job.to_json(),
             )
         )
-        if inputs == [names.WORKFLOW_START]:
-            event = Event(creator=creator)
-            tokens.append(
-                Token(
-                    names.event_name(
-                        workflow, instance, job_name, names.WORKFLOW_START, START_EVENT
-                    ),
-                    data=event.to_json(),
-                )
-            )
     return tokens

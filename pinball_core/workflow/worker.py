@@ -1,0 +1,679 @@
+"""The worker: claims the most urgent runnable job anywhere and runs it.
+
+A worker holds no state of its own. It claims one runnable job token with a
+lease (the master hands out the highest priority across all workflows and
+instances, and holds the claim open until work appears, so a job made
+runnable is picked up at once), runs it through an executor while renewing
+the lease, and records the end in one atomic modify that also feeds and
+starts the downstream jobs. A worker that cannot renew its lease kills its
+job, since someone else may already be running it; a job whose worker died
+is claimed again once the lease runs out, and the lost attempt is recorded.
+"""
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pinball_core.client import MasterClient
+from pinball_core.components import ExecutionHandle, ExecutionSpec, Executor
+from pinball_core.errors import (
+    MasterError,
+    MasterUnavailableError,
+    NotFoundError,
+    VersionConflictError,
+)
+from pinball_core.protocol import Query
+from pinball_core.token import FOREVER, Token
+from pinball_core.workflow import names, signals, transitions
+from pinball_core.workflow.model import (
+    ABORT,
+    ARCHIVE,
+    DRAIN,
+    EXIT,
+    Job,
+    PayloadError,
+    Signal,
+)
+
+log = logging.getLogger(__name__)
+
+# How many times a completion is recomputed after losing a race.
+_COMPLETION_ATTEMPTS = 20
+
+ARCHIVE_INFIX = f"/{names.SIGNAL}/{ARCHIVE}"
+
+
+@dataclasses.dataclass
+class WorkerSettings:
+    """How a worker behaves; :func:`settings_from_config` fills it from config."""
+
+    generation: int = 1
+    lease_sec: float = 60.0
+    poll_sec: float = 10.0
+    logs_dir: str = "logs"
+    archive_delay_sec: float = 43200.0
+    abort_grace_sec: float = 10.0
+    base_url: str | None = None
+    #: How often a running job's worker checks for ABORT and timeouts.
+    tick_sec: float = 0.5
+
+
+def settings_from_config(config: Any) -> WorkerSettings:
+    """Worker settings from a :class:`~pinball_core.config.Config`."""
+    base_url = None
+    if config.ui_host:
+        base_url = f"http://{config.ui_host}:{config.ui_port}"
+    return WorkerSettings(
+        generation=config.generation,
+        lease_sec=config.worker_lease_sec,
+        poll_sec=config.worker_poll_time_sec,
+        logs_dir=str(config.logs_dir),
+        archive_delay_sec=config.archive_delay_sec,
+        abort_grace_sec=config.abort_grace_sec,
+        base_url=base_url,
+    )
+
+
+def worker_name(generation: int) -> str:
+    """A name no other worker has: host, generation, process, thread, random."""
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())
+    thread = threading.get_ident()
+    return f"{host}_g{generation}_{os.getpid()}_{thread}_{uuid.uuid4().hex[:6]}"
+
+
+@dataclasses.dataclass
+class _Outcome:
+    exit_code: int
+    token: Token
+    #: Why the job was stopped, if it was: the ABORT signal or its timeout.
+    stopped: str | None = None
+    #: The lease was lost; someone else owns the job now, so record nothing.
+    fenced: bool = False
+
+
+class Worker:
+    """One worker thread's loop; call :meth:`run` in the thread."""
+
+    def __init__(
+        self,
+        client: MasterClient,
+        executor: Executor,
+        settings: WorkerSettings,
+        *,
+        hook: Any = None,
+        name: str | None = None,
+    ) -> None:
+        self.client = client
+        self.executor = executor
+        self.settings = settings
+        self.hook = hook
+        self.name = name or worker_name(settings.generation)
+        self._next: Token | None = None
+        self._last_chores = 0.0
+        #: Set to stop running jobs at once rather than letting them finish.
+        self.abort_running = threading.Event()
+
+    # -- The loop -----------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set or an EXIT signal applies to this worker."""
+        log.info(
+            "worker %s started (generation %d)", self.name, self.settings.generation
+        )
+        while not stop.is_set():
+            try:
+                if not self.run_once(stop):
+                    break
+            except MasterUnavailableError as exc:
+                log.warning("worker %s: master unavailable: %s", self.name, exc)
+                stop.wait(self.settings.poll_sec)
+        log.info("worker %s stopped", self.name)
+
+    def run_once(self, stop: threading.Event | None = None) -> bool:
+        """Claim and run at most one job; False once an EXIT says to leave."""
+        stop = stop or threading.Event()
+        global_signals = signals.read_signals(self.client)
+        if signals.exit_applies(global_signals, self.settings.generation):
+            log.info("worker %s leaves: EXIT signal", self.name)
+            return False
+
+        if time.time() - self._last_chores >= self.settings.poll_sec:
+            self._last_chores = time.time()
+            self.archive_due()
+            self.sweep()
+
+        if DRAIN in global_signals:
+            self._next = None
+            stop.wait(self.settings.poll_sec)
+            return True
+
+        token = self._next or self._claim()
+        self._next = None
+        if token is not None:
+            self._next = self.work_on(token)
+        return True
+
+    def _claim(self) -> Token | None:
+        wait = min(self.settings.poll_sec, 30.0)
+        claimed = self.client.query_and_own(
+            self.name,
+            names.WORKFLOW_PREFIX,
+            1,
+            lease_sec=self.settings.lease_sec,
+            contains=names.RUNNABLE_INFIX,
+            wait_sec=wait,
+        )
+        return claimed[0] if claimed else None
+
+    # -- One job ------------------------------------------------------------
+
+    def work_on(self, token: Token) -> Token | None:
+        """Run the claimed job ``token`` and record its end.
+
+        Returns a downstream job this worker claimed in the same update, to
+        run next without asking the master again.
+        """
+        parsed = names.parse_job_name(token.name)
+        if parsed is None:
+            log.error("claimed %s, which is not a job token; leaving it", token.name)
+            return None
+        workflow, instance, job_name = parsed.workflow, parsed.instance, parsed.job
+        try:
+            job = Job.from_json(token.data)
+        except PayloadError as exc:
+            log.error("job token %s is unreadable (%s); parking it", token.name, exc)
+            self._park(token, "unreadable job data", FOREVER)
+            return None
+
+        seen = signals.read_signals(self.client, workflow, instance)
+        if ABORT in seen:
+            return self._end_unrun(token, job, instance, "aborted before it started")
+        if DRAIN in seen or EXIT in seen:
+            # Look again a poll period later; nobody else takes it meanwhile.
+            self._park(token, "drained", time.time() + self.settings.poll_sec)
+            return None
+
+        now = time.time()
+        last = job.last
+        if last is not None and not last.finished and last.instance == instance:
+            last.end_time = now
+            last.exit_code = 1
+            last.reason = "lost: its worker stopped renewing the lease"
+            log.warning("job %s: previous attempt was lost", token.name)
+            if not job.can_retry(instance):
+                return self._record_end(token, job, workflow, instance, job_name)
+
+        record = transitions.start_record(job, instance, self.name, now)
+        if job.disabled:
+            record.info = "DISABLED"
+            record.end_time = now
+            record.exit_code = 0
+            record.reason = "disabled"
+            return self._record_end(token, job, workflow, instance, job_name)
+
+        attributes = _merged_attributes(record.events)
+        record.info = substitute(job.command, attributes)
+        try:
+            token = self._renew(token, job)
+        except (VersionConflictError, NotFoundError):
+            log.warning("job %s changed before it started; not running it", token.name)
+            return None
+
+        outcome = self._execute(token, job, workflow, instance, job_name)
+        if outcome.fenced:
+            return None
+        record.exit_code = outcome.exit_code
+        record.end_time = time.time()
+        record.reason = outcome.stopped
+        return self._record_end(
+            outcome.token,
+            job,
+            workflow,
+            instance,
+            job_name,
+            retry=outcome.stopped is None or "timed out" in outcome.stopped,
+            aborted=outcome.stopped is not None and "timed out" not in outcome.stopped,
+        )
+
+    def _execute(
+        self, token: Token, job: Job, workflow: str, instance: str, job_name: str
+    ) -> _Outcome:
+        record = job.history[-1]
+        execution = len(job.history) - 1
+        spec = ExecutionSpec(
+            workflow=workflow,
+            instance=instance,
+            job=job_name,
+            execution=execution,
+            kind=job.kind,
+            command=record.info,
+            env=self._environment(workflow, instance, job_name, execution),
+            log_dir=os.path.join(self.settings.logs_dir, workflow, instance),
+        )
+        try:
+            handle = self.executor.start(spec)
+        except OSError as exc:
+            log.error("job %s could not start: %s", token.name, exc)
+            return _Outcome(exit_code=1, token=token, stopped=None)
+        self._call(
+            "pinball_job_started",
+            workflow=workflow,
+            instance=instance,
+            job=job_name,
+            execution=execution,
+        )
+        return self._watch(handle, token, job, workflow, instance, job_name)
+
+    def _watch(
+        self,
+        handle: ExecutionHandle,
+        token: Token,
+        job: Job,
+        workflow: str,
+        instance: str,
+        job_name: str,
+    ) -> _Outcome:
+        """Wait for the execution, renewing the lease and enforcing timeouts."""
+        settings = self.settings
+        started = time.monotonic()
+        renew_at = time.time() + settings.lease_sec / 3
+        warned = False
+        stopped: str | None = None
+        fenced = False
+        while True:
+            code = handle.wait(settings.tick_sec)
+            _copy_output(handle, job.history[-1])
+            if code is not None:
+                return _Outcome(
+                    exit_code=code, token=token, stopped=stopped, fenced=fenced
+                )
+
+            elapsed = time.monotonic() - started
+            if job.warn_timeout_sec and elapsed > job.warn_timeout_sec and not warned:
+                warned = True
+                self._call(
+                    "pinball_job_timed_out",
+                    workflow=workflow,
+                    instance=instance,
+                    job=job_name,
+                    execution=len(job.history) - 1,
+                    timeout=job.warn_timeout_sec,
+                )
+            if stopped is not None:
+                continue
+
+            if job.abort_timeout_sec and elapsed > job.abort_timeout_sec:
+                stopped = f"timed out after {job.abort_timeout_sec:g} s"
+            elif self.abort_running.is_set():
+                stopped = "aborted: its worker was stopped"
+            elif ABORT in signals.read_signals(self.client, workflow, instance):
+                stopped = "aborted by an ABORT signal"
+            elif time.time() >= renew_at:
+                try:
+                    token = self._renew(token, job)
+                    renew_at = time.time() + settings.lease_sec / 3
+                except (VersionConflictError, NotFoundError):
+                    stopped, fenced = "lost its lease to someone else", True
+                except MasterUnavailableError:
+                    if token.expiration is not None and time.time() > token.expiration:
+                        stopped, fenced = "could not renew its lease", True
+            if stopped is not None:
+                log.warning(
+                    "job %s/%s/%s: %s; stopping it",
+                    workflow,
+                    instance,
+                    job_name,
+                    stopped,
+                )
+                handle.abort(settings.abort_grace_sec)
+
+    def _record_end(
+        self,
+        token: Token,
+        job: Job,
+        workflow: str,
+        instance: str,
+        job_name: str,
+        *,
+        retry: bool = True,
+        aborted: bool = False,
+    ) -> Token | None:
+        """Write the job's end, feed its outputs; return a claimed successor."""
+        record = job.history[-1]
+        succeeded = record.succeeded
+        retry_until: float | None = None
+        if not succeeded and retry and not aborted and job.can_retry(instance):
+            delay = job.retry_delay(instance)
+            retry_until = time.time() + delay if delay > 0 else 0.0
+
+        change = self._commit_end(
+            token, job, workflow, instance, job_name, succeeded, retry_until
+        )
+        self._report(job, workflow, instance, job_name, retry_until is not None)
+        if change is None:
+            return None
+        if change.made_runnable:
+            return self._successor(change)
+        if retry_until is None:
+            self._maybe_finish(workflow, instance)
+        return None
+
+    def _commit_end(
+        self,
+        token: Token,
+        job: Job,
+        workflow: str,
+        instance: str,
+        job_name: str,
+        succeeded: bool,
+        retry_until: float | None,
+    ) -> transitions.Change | None:
+        prefixes = transitions.prefixes_to_read(workflow, instance, job, job_name)
+        for _ in range(_COMPLETION_ATTEMPTS):
+            read = self.client.query_many([Query(p) for p in prefixes])
+            view = transitions.view_of(
+                workflow,
+                instance,
+                [t for ts in read for t in ts if t.name != token.name],
+            )
+            change = transitions.complete(
+                workflow=workflow,
+                instance=instance,
+                job_name=job_name,
+                token=token,
+                job=dataclasses.replace(job, history=list(job.history)),
+                succeeded=succeeded,
+                retry_until=retry_until,
+                view=view,
+                creator=self.name,
+            )
+            claimed = self._claim_one(change)
+            try:
+                stored = self.client.modify(change.updates, change.deletes)
+            except VersionConflictError:
+                current = self.client.query(token.name)
+                if not current or current[0].version != token.version:
+                    log.warning(
+                        "job %s changed while it ran; its end is not recorded",
+                        token.name,
+                    )
+                    return None
+                continue
+            if claimed is not None:
+                change.made_runnable = [t for t in stored if t.name == claimed]
+            else:
+                change.made_runnable = []
+            return change
+        log.error(
+            "job %s: could not record its end after %d attempts",
+            token.name,
+            _COMPLETION_ATTEMPTS,
+        )
+        return None
+
+    def _claim_one(self, change: transitions.Change) -> str | None:
+        """Take the most urgent job this change makes runnable, in the change."""
+        if not change.made_runnable or self.abort_running.is_set():
+            return None
+        best = max(change.made_runnable, key=lambda t: t.priority)
+        for index, token in enumerate(change.updates):
+            if token.name == best.name:
+                change.updates[index] = dataclasses.replace(
+                    token,
+                    owner=self.name,
+                    expiration=time.time() + self.settings.lease_sec,
+                )
+        return best.name
+
+    def _successor(self, change: transitions.Change) -> Token | None:
+        return change.made_runnable[0] if change.made_runnable else None
+
+    def _end_unrun(
+        self, token: Token, job: Job, instance: str, why: str
+    ) -> Token | None:
+        parsed = names.parse_job_name(token.name)
+        assert parsed is not None
+        now = time.time()
+        record = transitions.start_record(job, instance, self.name, now)
+        record.end_time, record.exit_code, record.reason = now, 1, why
+        return self._record_end(
+            token, job, parsed.workflow, instance, parsed.job, retry=False, aborted=True
+        )
+
+    def _park(self, token: Token, why: str, until: float) -> None:
+        try:
+            self.client.modify(
+                [
+                    dataclasses.replace(
+                        token, owner=f"{why}:{self.name}", expiration=until
+                    )
+                ]
+            )
+        except MasterError as exc:
+            log.warning("could not park %s (%s): %s", token.name, why, exc)
+
+    def _renew(self, token: Token, job: Job) -> Token:
+        renewed = dataclasses.replace(
+            token,
+            owner=self.name,
+            expiration=time.time() + self.settings.lease_sec,
+            data=job.to_json(),
+        )
+        (stored,) = self.client.modify([renewed])
+        return stored
+
+    # -- Instance end and archiving -------------------------------------------
+
+    def _maybe_finish(self, workflow: str, instance: str) -> None:
+        """Mark the instance finished if nothing in it can run any more.
+
+        The ARCHIVE signal is inserted, not updated, so of several workers
+        ending the last jobs at once exactly one succeeds and reports it. It
+        is leased until the archive is due, which makes it a timer.
+        """
+        runnable = self.client.query(
+            names.job_prefix(workflow, instance, names.RUNNABLE), 1
+        )
+        if runnable:
+            return
+        seen = signals.read_signals(self.client, workflow, instance)
+        now = time.time()
+        aborted = ABORT in seen
+        due = now if aborted else now + self.settings.archive_delay_sec
+        signal = Token(
+            f"{names.signal_prefix(workflow, instance)}{ARCHIVE}",
+            owner="archive-timer",
+            expiration=due,
+            data=Signal(action=ARCHIVE, timestamp=due).to_json(),
+        )
+        try:
+            self.client.modify([signal])
+        except VersionConflictError:
+            return
+        status = "ABORTED" if aborted else self._instance_result(workflow, instance)
+        log.info("instance %s/%s finished: %s", workflow, instance, status)
+        self._call(
+            "pinball_instance_finished",
+            workflow=workflow,
+            instance=instance,
+            status=status,
+        )
+
+    def _instance_result(self, workflow: str, instance: str) -> str:
+        for token in self.client.query(names.job_prefix(workflow, instance)):
+            try:
+                job = Job.from_json(token.data)
+            except PayloadError:
+                continue
+            last = job.last
+            if last is not None and not job.disabled and not last.succeeded:
+                return "FAILURE"
+        return "SUCCESS"
+
+    def archive_due(self) -> int:
+        """Archive finished instances whose archive time has come."""
+        archived = 0
+        due = self.client.query_and_own(
+            self.name,
+            names.WORKFLOW_PREFIX,
+            10,
+            lease_sec=self.settings.lease_sec,
+            contains=ARCHIVE_INFIX,
+        )
+        for signal_token in due:
+            parts = signal_token.name.split("/")
+            if len(parts) != 6:
+                continue
+            workflow, instance = parts[2], parts[3]
+            tokens = self.client.query(names.instance_prefix(workflow, instance))
+            if any(names.RUNNABLE_INFIX in t.name for t in tokens):
+                # Revived since it finished (a retry); it is not done.
+                self.client.modify(deletes=[signal_token])
+                continue
+            try:
+                self.client.archive(tokens)
+            except (VersionConflictError, NotFoundError):
+                continue
+            archived += 1
+            log.info(
+                "archived instance %s/%s (%d tokens)", workflow, instance, len(tokens)
+            )
+        return archived
+
+    def sweep(self) -> int:
+        """Start waiting jobs that have an event on every input.
+
+        Completions start downstream jobs themselves; this catches what they
+        cannot see: events posted by hand or by tools, and an event that
+        reached a job while it was running.
+        """
+        started = 0
+        events = self.client.query(names.WORKFLOW_PREFIX, contains="/input/")
+        jobs_with_events = set()
+        for token in events:
+            parsed = names.parse_event_name(token.name)
+            if parsed is not None:
+                jobs_with_events.add((parsed.workflow, parsed.instance, parsed.job))
+        for workflow, instance, job_name in sorted(jobs_with_events):
+            waiting = self.client.query(
+                names.job_name(workflow, instance, names.WAITING, job_name)
+            )
+            if not waiting:
+                continue
+            token = waiting[0]
+            job = Job.from_json(token.data)
+            queued = transitions.view_of(
+                workflow,
+                instance,
+                self.client.query(names.input_prefix(workflow, instance, job_name)),
+            ).events.get(job_name, {})
+            if not all(queued.get(name) for name in job.inputs):
+                continue
+            change = transitions.Change()
+            transitions.move(
+                change, workflow, instance, job_name, token.priority, job, queued, token
+            )
+            try:
+                self.client.modify(change.updates, change.deletes)
+            except (VersionConflictError, NotFoundError):
+                continue
+            started += 1
+        return started
+
+    # -- Helpers ------------------------------------------------------------
+
+    def _environment(
+        self, workflow: str, instance: str, job: str, execution: int
+    ) -> dict[str, str]:
+        env = {
+            "PINBALL_WORKFLOW": workflow,
+            "PINBALL_INSTANCE": instance,
+            "PINBALL_JOB": job,
+            "PINBALL_EXECUTION": str(execution),
+        }
+        if self.settings.base_url:
+            env["PINBALL_BASE_URL"] = self.settings.base_url
+        return env
+
+    def _report(
+        self, job: Job, workflow: str, instance: str, job_name: str, will_retry: bool
+    ) -> None:
+        record = job.history[-1]
+        execution = len(job.history) - 1
+        if record.succeeded:
+            self._call(
+                "pinball_job_succeeded",
+                workflow=workflow,
+                instance=instance,
+                job=job_name,
+                execution=execution,
+                duration=(record.end_time or 0) - record.start_time,
+            )
+        else:
+            self._call(
+                "pinball_job_failed",
+                workflow=workflow,
+                instance=instance,
+                job=job_name,
+                execution=execution,
+                exit_code=record.exit_code,
+                reason=record.reason or "",
+                will_retry=will_retry,
+            )
+
+    def _call(self, hook_name: str, **kwargs: Any) -> None:
+        if self.hook is None:
+            return
+        try:
+            getattr(self.hook, hook_name)(**kwargs)
+        except Exception:
+            # A plugin's bug must not take the worker or the job down with it.
+            log.exception("hook %s failed", hook_name)
+
+
+def _copy_output(handle: ExecutionHandle, record: Any) -> None:
+    snapshot = getattr(handle, "snapshot", None)
+    if snapshot is not None:
+        attributes, properties = snapshot()
+    else:
+        attributes, properties = handle.event_attributes, handle.properties
+    record.event_attributes = dict(attributes)
+    record.properties = {k: list(v) for k, v in properties.items()}
+    record.logs = dict(handle.logs)
+
+
+def _merged_attributes(events: list[dict[str, Any]]) -> dict[str, str]:
+    merged: dict[str, list[str]] = {}
+    for event in events:
+        for key, value in (event.get("attributes") or {}).items():
+            merged.setdefault(key, []).append(str(value))
+    return {key: ",".join(values) for key, values in merged.items()}
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def substitute(command: str, attributes: Mapping[str, str]) -> str:
+    """``command`` with ``%(key)s`` replaced by event attributes.
+
+    A command without ``%(`` is left alone, so ``date +%Y`` needs no
+    doubling; one whose ``%`` signs do not form a template is run as written.
+    Missing keys become empty strings.
+    """
+    if "%(" not in command:
+        return command
+    try:
+        return command % _Blank(attributes)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning(
+            "command %r is not a valid template (%s); running it as is", command, exc
+        )
+        return command
