@@ -24,6 +24,8 @@ from pinball_core.commands import config as config_command
 from pinball_core.commands import master as master_command
 from pinball_core.commands import plugins as plugins_command
 from pinball_core.commands import tokens as tokens_command
+from pinball_core.commands import workers as workers_command
+from pinball_core.commands import workflow as workflow_command
 from pinball_core.errors import MasterError, PinballError
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ BUILTIN_COMMANDS: Final[tuple[ModuleType, ...]] = (
     master_command,
     plugins_command,
     tokens_command,
+    workers_command,
+    workflow_command,
 )
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"

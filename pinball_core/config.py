@@ -272,7 +272,9 @@ class Config(BaseModel):
         description="lease on a running job, renewed every third of it; a worker "
         "that cannot renew kills its job, and a dead worker's job is rerun after it",
     )
-    executor: Text = Field(default="local", description="executor plugin that runs jobs")
+    executor: Text = Field(
+        default="local", description="executor plugin that runs jobs"
+    )
     abort_grace_sec: Seconds = Field(
         default=10, description="between SIGTERM and SIGKILL when a job is stopped"
     )
