@@ -8,9 +8,10 @@ action is read from the token's payload, not from its name, so a signal
 written by hand under another name still counts.
 """
 
+import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from pinball_core.client import MasterClient
 from pinball_core.errors import NotFoundError, VersionConflictError
@@ -43,12 +44,17 @@ def read_signals(
     prefixes = _visible_prefixes(workflow, instance)
     answers = client.query_many([Query(prefix) for prefix in prefixes])
 
-    found: dict[str, tuple[Token, Signal]] = {}
     # From the widest level to the narrowest, so narrower ones overwrite.
-    for tokens in answers:
-        for token, signal in _parse_level(tokens):
-            found[signal.action] = (token, signal)
-    return found
+    return parse_signals(token for tokens in answers for token in tokens)
+
+
+def parse_signals(tokens: Iterable[Token]) -> dict[str, tuple[Token, Signal]]:
+    """The signals held by ``tokens``, by action; a later token wins a tie.
+
+    Give the tokens from the widest level to the narrowest to get the most
+    specific signal of each action, as :func:`read_signals` does.
+    """
+    return {signal.action: (token, signal) for token, signal in _parse_level(tokens)}
 
 
 def exit_applies(signals: Signals, generation: int) -> bool:
@@ -191,17 +197,19 @@ def level_name(workflow: str | None = None, instance: str | None = None) -> str:
     return "global"
 
 
-def level_of(token_name: str) -> str:
-    """The level of a signal token in words, from its name."""
+def level_of(token_name: str) -> tuple[str | None, str | None]:
+    """The level of a signal token, ``(workflow, instance)``, from its name.
+
+    ``(None, None)`` is the global level; a name that is not a signal's
+    also gives it, as the widest guess.
+    """
     parts = token_name.split("/")
     # '', 'workflow', then '__SIGNAL__' or wf, then '__SIGNAL__' or instance
-    if len(parts) > 3 and parts[2] == names.SIGNAL:
-        return level_name()
     if len(parts) > 4 and parts[3] == names.SIGNAL:
-        return level_name(parts[2])
-    if len(parts) > 5:
-        return level_name(parts[2], parts[3])
-    return token_name
+        return parts[2], None
+    if len(parts) > 5 and parts[4] == names.SIGNAL:
+        return parts[2], parts[3]
+    return None, None
 
 
 def _visible_prefixes(workflow: str | None, instance: str | None) -> list[str]:
@@ -215,7 +223,7 @@ def _visible_prefixes(workflow: str | None, instance: str | None) -> list[str]:
     return prefixes
 
 
-def _parse_level(tokens: list[Token]) -> list[tuple[Token, Signal]]:
+def _parse_level(tokens: Iterable[Token]) -> list[tuple[Token, Signal]]:
     parsed = []
     for token in tokens:
         try:
@@ -233,8 +241,8 @@ def _check_action(action: str) -> None:
 
 
 def _same_token(token: Token) -> Token:
-    """A token to overwrite ``token`` with: its name, version and priority."""
-    return Token(name=token.name, version=token.version, priority=token.priority)
+    """A copy of ``token`` to overwrite its data with; a lease on it stays."""
+    return dataclasses.replace(token)
 
 
 def _write(client: MasterClient, token: Token, signal: Signal) -> Token | None:

@@ -13,9 +13,12 @@ comes from its instances.
 
 import dataclasses
 import enum
+import json
 import logging
 from collections.abc import Iterable, Mapping
 
+from pinball_core.client import MasterClient
+from pinball_core.protocol import Query
 from pinball_core.token import Token
 from pinball_core.workflow import names
 from pinball_core.workflow.model import (
@@ -26,11 +29,13 @@ from pinball_core.workflow.model import (
     PayloadError,
     Signal,
 )
+from pinball_core.workflow.signals import parse_signals
 
 log = logging.getLogger(__name__)
 
-#: ``ExecutionRecord.reason`` values that mean an operator stopped the run.
-ABORT_REASONS = frozenset({"aborted"})
+#: How ``ExecutionRecord.reason`` begins when an ABORT (or a stopping
+#: worker) ended the run, rather than the job's own exit or a timeout.
+ABORTED_REASON_PREFIX = "aborted"
 
 #: How owners of tokens leased by ``workflow pause`` begin: such a lease
 #: holds a job back, it does not run it.
@@ -131,32 +136,41 @@ _FAILED = frozenset({Status.FAILURE, Status.ABORTED})
 
 
 def job_status(
-    token: Token, job: Job, now: float, *, abort_time: float | None = None
+    token: Token,
+    job: Job,
+    now: float,
+    *,
+    abort_time: float | None = None,
+    archived: bool = False,
 ) -> Status:
     """The status of the job held by ``token``.
 
-    ``job`` is the token's payload, already parsed. ``abort_time`` is when
+    ``job`` is the token's payload, already parsed; ``now`` tells whether
+    the lease of a running job is still in force. ``abort_time`` is when
     an ABORT signal that applies to the job's instance was set, if one was:
     a job that was stopped by it, or that is still queued and so will never
-    run, is then ABORTED.
+    run, is then ABORTED. In an ``archived`` instance nothing runs any more,
+    so only the job's last execution counts, wherever its token was.
     """
     parsed = names.parse_job_name(token.name)
-    runnable = parsed is not None and parsed.state == names.RUNNABLE
+    runnable = parsed is not None and parsed.state == names.RUNNABLE and not archived
     instance = parsed.instance if parsed is not None else ""
     last = job.last
 
     if runnable:
         if last is not None and not last.finished:
-            return Status.RUNNING
+            # An open run whose lease has lapsed lost its worker: the next
+            # worker to claim the job records it as failed and goes on.
+            return Status.RUNNING if token.is_owned(now) else Status.QUEUED
         if abort_time is not None:
             return Status.ABORTED
         # A failed job made runnable again by hand (``workflow retry``) has
         # used up its attempts: it is queued, not pending a retry.
         if last is not None and not last.succeeded and job.can_retry(instance):
             return Status.CONDITION_PENDING if job.condition else Status.RETRY_PENDING
-        if token.is_owned(now) and not is_paused(token):
-            # Claimed, and the worker has not yet recorded that it started.
-            return Status.RUNNING
+        # A lease without an open execution is not a run: a worker parks a
+        # drained job that way, and pause holds jobs so. A worker that has
+        # just claimed the job shows it RUNNING once it records the start.
         return Status.DISABLED if job.disabled else Status.QUEUED
 
     if last is None:
@@ -206,8 +220,8 @@ def instance_status(
         abort_time = abort[1].timestamp if abort[1].timestamp is not None else 0.0
 
     summaries = []
-    for parsed, token, job in jobs:
-        status = job_status(token, job, now, abort_time=abort_time)
+    for parsed, token, job in sorted(jobs, key=lambda j: j[0].job):
+        status = job_status(token, job, now, abort_time=abort_time, archived=archived)
         summaries.append(_summary(parsed, token, job, status))
 
     running = any(s.status is Status.RUNNING for s in summaries)
@@ -295,6 +309,82 @@ def instances_of(
     return found
 
 
+# -- Reading from the master ----------------------------------------------------
+
+
+def read_instance(
+    client: MasterClient, workflow: str, instance: str, now: float
+) -> InstanceSummary | None:
+    """The status of an active instance, or None if the master has no job of it.
+
+    Its tokens and the signals of every level are read in one request.
+    """
+    global_signals, workflow_signals, tokens = client.query_many(
+        [
+            Query(names.signal_prefix()),
+            Query(names.signal_prefix(workflow)),
+            Query(names.instance_prefix(workflow, instance)),
+        ]
+    )
+    own = [
+        t for t in tokens if t.name.startswith(names.signal_prefix(workflow, instance))
+    ]
+    applying = parse_signals([*global_signals, *workflow_signals, *own])
+    return instance_status(tokens, now, signals=applying)
+
+
+def read_instances(
+    client: MasterClient, workflow: str, now: float
+) -> list[InstanceSummary]:
+    """The status of every active instance of ``workflow``, in one request."""
+    global_signals, tokens = client.query_many(
+        [Query(names.signal_prefix()), Query(names.workflow_prefix(workflow))]
+    )
+    workflow_level = names.signal_prefix(workflow)
+    wider = [*global_signals, *(t for t in tokens if t.name.startswith(workflow_level))]
+    return instances_of(tokens, now, signals=parse_signals(wider))
+
+
+def running_cap(client: MasterClient, workflow: str, default: int) -> tuple[int, str]:
+    """How many instances of ``workflow`` may run at once, and where that is set.
+
+    The workflow's schedule token decides when it has a
+    ``max_running_instances``; otherwise ``default`` (the config's
+    ``default_max_workflow_running_instances``). A workflow with no schedule
+    is not an error: it is started by hand and takes the default.
+    """
+    name = names.schedule_name(workflow)
+    for token in client.query(name):
+        if token.name != name:
+            continue
+        try:
+            cap = json.loads(token.data or "{}").get("max_running_instances")
+        except (ValueError, AttributeError):
+            log.warning("schedule %s has data that is not a JSON object", name)
+            break
+        if cap is None:
+            break
+        if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+            return cap, f"its schedule {name}"
+        log.warning(
+            "schedule %s: max_running_instances must be a positive integer, got %r",
+            name,
+            cap,
+        )
+        break
+    return default, "default_max_workflow_running_instances"
+
+
+def may_start(running: int, cap: int) -> bool:
+    """Whether another instance may start with ``running`` already running.
+
+    The one rule for every starter (the scheduler, ``workflow start`` and
+    ``workflow retry``): the cap is the most that may run, so a workflow at
+    its cap starts nothing more.
+    """
+    return running < cap
+
+
 def is_paused(token: Token) -> bool:
     """Whether ``token`` is held by ``workflow pause`` rather than a worker."""
     return bool(token.owner) and str(token.owner).startswith(PAUSE_OWNER_PREFIX)
@@ -304,7 +394,7 @@ def is_paused(token: Token) -> bool:
 
 
 def _was_aborted(record: ExecutionRecord, abort_time: float | None) -> bool:
-    if record.reason in ABORT_REASONS:
+    if record.reason is not None and record.reason.startswith(ABORTED_REASON_PREFIX):
         return True
     ended = record.end_time
     return abort_time is not None and (ended is None or ended >= abort_time)
@@ -339,7 +429,7 @@ def _sort(
     """Job tokens (parsed), event counts by (job, upstream), signals by action."""
     jobs: _Jobs = []
     events: _Events = {}
-    signals: dict[str, tuple[Token, Signal]] = {}
+    signal_tokens: list[Token] = []
     for token in tokens:
         parsed_job = names.parse_job_name(token.name)
         if parsed_job is not None:
@@ -354,13 +444,8 @@ def _sort(
             events[key] = events.get(key, 0) + 1
             continue
         if f"/{names.SIGNAL}/" in token.name:
-            try:
-                signal = Signal.from_json(token.data)
-            except PayloadError as exc:
-                log.warning("ignoring signal token %s: %s", token.name, exc)
-                continue
-            signals[signal.action] = (token, signal)
-    return jobs, events, signals
+            signal_tokens.append(token)
+    return jobs, events, parse_signals(signal_tokens)
 
 
 def _has_work(jobs: _Jobs, events: _Events, abort_time: float | None) -> bool:

@@ -37,6 +37,10 @@ class Change:
     deletes: list[Token] = dataclasses.field(default_factory=list)
     #: Names of the runnable tokens inserted, for the worker to pick from.
     made_runnable: list[Token] = dataclasses.field(default_factory=list)
+    #: Waiting jobs that got an event but still lacked others when read: an
+    #: upstream job ending at the same moment may have supplied the rest, so
+    #: the worker looks again once its change is in (see :func:`ready_move`).
+    recheck: list[str] = dataclasses.field(default_factory=list)
 
 
 def prefixes_to_read(
@@ -141,9 +145,7 @@ def _post(
             return
 
     if target is not None and parsed is not None and parsed.state == names.WAITING:
-        # Rewriting the waiting job makes two upstream jobs that end at once
-        # conflict, so the second sees the first's event and starts the job.
-        change.updates.append(dataclasses.replace(target))
+        change.recheck.append(output)
     event_id = f"{upstream}_{uuid.uuid4().hex}"
     change.updates.append(
         Token(
@@ -213,6 +215,29 @@ def move(
     )
     change.updates.append(runnable)
     change.made_runnable.append(runnable)
+
+
+def ready_move(
+    workflow: str, instance: str, job_name: str, tokens: list[Token]
+) -> Change | None:
+    """The change that starts a waiting job, if it has an event on every input.
+
+    ``tokens`` are what the master holds under the job's waiting name and its
+    input folder. Of two upstream jobs ending at once, each posts its event
+    and then calls this: the later look sees both events, and the job's
+    version check lets only one of them start it.
+    """
+    view = view_of(workflow, instance, tokens)
+    waiting = view.jobs.get(job_name)
+    if waiting is None or names.RUNNABLE_INFIX in waiting.name:
+        return None
+    job = Job.from_json(waiting.data)
+    queued = view.events.get(job_name, {})
+    if not all(queued.get(name) for name in job.inputs):
+        return None
+    change = Change()
+    move(change, workflow, instance, job_name, waiting.priority, job, queued, waiting)
+    return change
 
 
 def start_record(job: Job, instance: str, worker: str, now: float) -> ExecutionRecord:

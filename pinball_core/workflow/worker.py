@@ -116,6 +116,8 @@ class Worker:
         self.name = name or worker_name(settings.generation)
         self._next: Token | None = None
         self._last_chores = 0.0
+        self._global: signals.Signals = {}
+        self._global_read_at = -1e9
         #: Set to stop running jobs at once rather than letting them finish.
         self.abort_running = threading.Event()
 
@@ -138,7 +140,7 @@ class Worker:
     def run_once(self, stop: threading.Event | None = None) -> bool:
         """Claim and run at most one job; False once an EXIT says to leave."""
         stop = stop or threading.Event()
-        global_signals = signals.read_signals(self.client)
+        global_signals = self._global_signals()
         if signals.exit_applies(global_signals, self.settings.generation):
             log.info("worker %s leaves: EXIT signal", self.name)
             return False
@@ -158,6 +160,15 @@ class Worker:
         if token is not None:
             self._next = self.work_on(token)
         return True
+
+    def _global_signals(self) -> signals.Signals:
+        # Read at most once per tick: a busy worker would otherwise spend a
+        # request per job on signals that change a few times a day.
+        now = time.monotonic()
+        if now - self._global_read_at >= self.settings.tick_sec:
+            self._global = signals.read_signals(self.client)
+            self._global_read_at = now
+        return self._global
 
     def _claim(self) -> Token | None:
         wait = min(self.settings.poll_sec, 30.0)
@@ -191,6 +202,12 @@ class Worker:
             self._park(token, "unreadable job data", FOREVER)
             return None
 
+        last = job.last
+        if last is not None and not last.finished and last.worker == self.name:
+            # Claimed and started by this worker's last completion, which
+            # also checked the instance's signals.
+            return self._run(token, job, workflow, instance, job_name)
+
         seen = signals.read_signals(self.client, workflow, instance)
         if ABORT in seen:
             return self._end_unrun(token, job, instance, "aborted before it started")
@@ -200,7 +217,6 @@ class Worker:
             return None
 
         now = time.time()
-        last = job.last
         if last is not None and not last.finished and last.instance == instance:
             last.end_time = now
             last.exit_code = 1
@@ -217,14 +233,19 @@ class Worker:
             record.reason = "disabled"
             return self._record_end(token, job, workflow, instance, job_name)
 
-        attributes = _merged_attributes(record.events)
-        record.info = substitute(job.command, attributes)
+        record.info = substitute(job.command, _merged_attributes(record.events))
         try:
             token = self._renew(token, job)
         except (VersionConflictError, NotFoundError):
             log.warning("job %s changed before it started; not running it", token.name)
             return None
+        return self._run(token, job, workflow, instance, job_name)
 
+    def _run(
+        self, token: Token, job: Job, workflow: str, instance: str, job_name: str
+    ) -> Token | None:
+        """Execute a job whose start is recorded in ``token``; record its end."""
+        record = job.history[-1]
         outcome = self._execute(token, job, workflow, instance, job_name)
         if outcome.fenced:
             return None
@@ -358,11 +379,38 @@ class Worker:
         self._report(job, workflow, instance, job_name, retry_until is not None)
         if change is None:
             return None
-        if change.made_runnable:
-            return self._successor(change)
-        if retry_until is None:
+        successor = self._successor(change)
+        for waiting in change.recheck:
+            started = self._start_if_ready(
+                workflow, instance, waiting, successor is None
+            )
+            successor = successor or started
+        if successor is None and retry_until is None:
             self._maybe_finish(workflow, instance)
-        return None
+        return successor
+
+    def _start_if_ready(
+        self, workflow: str, instance: str, job_name: str, claim: bool
+    ) -> Token | None:
+        """Start a waiting job whose last event may have come from elsewhere."""
+        tokens = self.client.query_many(
+            [
+                Query(names.job_name(workflow, instance, names.WAITING, job_name)),
+                Query(names.input_prefix(workflow, instance, job_name)),
+            ]
+        )
+        change = transitions.ready_move(
+            workflow, instance, job_name, [t for ts in tokens for t in ts]
+        )
+        if change is None:
+            return None
+        claimed = self._claim_one(change, instance) if claim else None
+        try:
+            stored = self.client.modify(change.updates, change.deletes)
+        except (VersionConflictError, NotFoundError):
+            # Another upstream job's worker started it first.
+            return None
+        return next((t for t in stored if t.name == claimed), None)
 
     def _commit_end(
         self,
@@ -375,12 +423,18 @@ class Worker:
         retry_until: float | None,
     ) -> transitions.Change | None:
         prefixes = transitions.prefixes_to_read(workflow, instance, job, job_name)
+        levels = [
+            names.signal_prefix(),
+            names.signal_prefix(workflow),
+            names.signal_prefix(workflow, instance),
+        ]
         for _ in range(_COMPLETION_ATTEMPTS):
-            read = self.client.query_many([Query(p) for p in prefixes])
+            read = self.client.query_many([Query(p) for p in prefixes + levels])
+            seen = signals.parse_signals(t for ts in read[len(prefixes) :] for t in ts)
             view = transitions.view_of(
                 workflow,
                 instance,
-                [t for ts in read for t in ts if t.name != token.name],
+                [t for ts in read[: len(prefixes)] for t in ts if t.name != token.name],
             )
             change = transitions.complete(
                 workflow=workflow,
@@ -393,7 +447,8 @@ class Worker:
                 view=view,
                 creator=self.name,
             )
-            claimed = self._claim_one(change)
+            quiet = not ({ABORT, DRAIN, EXIT} & seen.keys())
+            claimed = self._claim_one(change, instance) if quiet else None
             try:
                 stored = self.client.modify(change.updates, change.deletes)
             except VersionConflictError:
@@ -417,17 +472,27 @@ class Worker:
         )
         return None
 
-    def _claim_one(self, change: transitions.Change) -> str | None:
-        """Take the most urgent job this change makes runnable, in the change."""
+    def _claim_one(self, change: transitions.Change, instance: str) -> str | None:
+        """Take the most urgent job this change makes runnable, in the change.
+
+        Its start is recorded in the same update, so this worker runs it next
+        with no request in between.
+        """
         if not change.made_runnable or self.abort_running.is_set():
             return None
         best = max(change.made_runnable, key=lambda t: t.priority)
+        job = Job.from_json(best.data)
+        if job.disabled:
+            return None
+        record = transitions.start_record(job, instance, self.name, time.time())
+        record.info = substitute(job.command, _merged_attributes(record.events))
         for index, token in enumerate(change.updates):
             if token.name == best.name:
                 change.updates[index] = dataclasses.replace(
                     token,
                     owner=self.name,
                     expiration=time.time() + self.settings.lease_sec,
+                    data=job.to_json(),
                 )
         return best.name
 

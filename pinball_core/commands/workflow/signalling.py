@@ -1,0 +1,102 @@
+"""``drain``, ``abort``, ``exit`` and their undoing, at one level each.
+
+A signal is set or removed at exactly the level the options name: globally
+with neither ``-w`` nor ``-i``, for a workflow with ``-w``, for an instance
+with both. Since a signal at a wider level still applies below it, removing
+one tells the operator when the same signal remains in force from above.
+"""
+
+from pinball_core.commands.workflow._shared import Context, level_options, say
+from pinball_core.workflow import signals
+from pinball_core.workflow.model import ABORT, DRAIN, EXIT
+
+# What each action does, for the confirmation prompts.
+_EFFECT = {
+    ABORT: "kill the running jobs and start no more",
+    EXIT: "make workers older than generation {generation} leave after their "
+    "current job",
+}
+
+
+def drain(ctx: Context) -> int:
+    """Let running jobs finish but start no new ones at this level."""
+    return _set(ctx, DRAIN)
+
+
+def undrain(ctx: Context) -> int:
+    return _remove(ctx, DRAIN)
+
+
+def abort(ctx: Context) -> int:
+    """Kill running jobs and start no new ones at this level."""
+    return _set(ctx, ABORT)
+
+
+def unabort(ctx: Context) -> int:
+    return _remove(ctx, ABORT)
+
+
+def exit_workers(ctx: Context) -> int:
+    """Make workers of older generations leave, for an upgrade.
+
+    The EXIT carries this config's ``generation``. An EXIT already set at
+    this level for another generation is moved to this one.
+    """
+    return _set(ctx, EXIT)
+
+
+def unexit(ctx: Context) -> int:
+    return _remove(ctx, EXIT)
+
+
+def _level(ctx: Context) -> tuple[str | None, str | None]:
+    return ctx.args.workflow, ctx.args.instance
+
+
+def _set(ctx: Context, action: str) -> int:
+    workflow, instance = _level(ctx)
+    where = signals.level_name(workflow, instance)
+    generation = ctx.app.config.generation if action == EXIT else None
+
+    if action in _EFFECT:
+        effect = _EFFECT[action].format(generation=generation)
+        if not ctx.confirm(f"set {action} at {where} level: {effect}?"):
+            say("nothing changed")
+            return 0
+
+    token = signals.set_signal(
+        ctx.client,
+        action,
+        workflow,
+        instance,
+        generation=generation,
+        replace=action == EXIT,
+    )
+    if token is None:
+        say(f"{action} is already set at {where} level")
+        return 0
+    detail = f" for workers older than generation {generation}" if generation else ""
+    say(f"set {action} at {where} level{detail}: {token.name}")
+    return 0
+
+
+def _remove(ctx: Context, action: str) -> int:
+    workflow, instance = _level(ctx)
+    where = signals.level_name(workflow, instance)
+
+    if signals.remove_signal(ctx.client, action, workflow, instance):
+        say(f"removed {action} at {where} level")
+    else:
+        say(f"{action} is not set at {where} level")
+
+    # A wider level's signal still reaches this one; say so, and how to lift it.
+    still = signals.read_signals(ctx.client, workflow, instance).get(action)
+    if still is not None:
+        token = still[0]
+        wider = signals.level_name(*signals.level_of(token.name))
+        say(
+            f"note: {action} is still set at {wider} level ({token.name}), so it "
+            f"still applies to {where}; remove it there with "
+            f"`pinball workflow un{action.lower()}{level_options(token.name)}`"
+        )
+    return 0
