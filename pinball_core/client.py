@@ -12,6 +12,7 @@ import http.client
 import json
 import logging
 import random
+import socket
 import threading
 import time
 import uuid
@@ -186,6 +187,12 @@ class HttpClient(MasterClient):
                 )
                 response = connection.getresponse()
                 status, data = response.status, response.read()
+            except socket.gaierror as exc:
+                # A name that does not resolve will not resolve on retry either.
+                raise MasterUnavailableError(
+                    f"cannot find the master's host {self._host!r}: {exc}; check "
+                    "master_host"
+                ) from exc
             except (OSError, http.client.HTTPException) as exc:
                 # The connection may be half-used; the next attempt opens anew.
                 connection.close()

@@ -84,6 +84,11 @@ class StoreError(PinballError):
     """The store could not read or write; what was stored before is intact."""
 
 
+class ServeError(PinballError):
+    """A server could not start: its address is taken or invalid, or its store
+    is held by another master."""
+
+
 class ConfigError(PinballError):
     """The config file is missing, unreadable or has a bad key or value.
 

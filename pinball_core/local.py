@@ -55,6 +55,7 @@ class MasterThread:
         return self
 
     async def _start(self) -> None:
+        self.store.lock_for_master()
         await self.master.start()
         if self._want_port is not None:
             self._server = make_server(self.master, self._secret)

@@ -102,6 +102,7 @@ class TokenMaster:
         )
         self._in_flight: dict[str, asyncio.Future[Any]] = {}
         self._last_forget = 0.0
+        self._probe = False
 
         #: Set when the master stopped serving after an internal error.
         self.halted = asyncio.Event()
@@ -135,16 +136,17 @@ class TokenMaster:
         for request in applied:
             self._applied[request.request_id] = (request.applied_at, request.response)
 
-        if VERSION_TOKEN_NAME not in self._tokens:
-            if tokens:
-                log.warning(
-                    "the store holds %d tokens but no version counter; "
-                    "continuing after the highest stored version %d",
-                    len(tokens),
-                    self._version,
-                )
-            # A fresh master persists its counter before serving anything.
-            await self._submit(lambda: ({}, [], None), None, force=True)
+        if VERSION_TOKEN_NAME not in self._tokens and tokens:
+            log.warning(
+                "the store holds %d tokens but no version counter; "
+                "continuing after the highest stored version %d",
+                len(tokens),
+                self._version,
+            )
+        # Persist the counter before serving anything: this also proves the
+        # store takes writes, so a read-only one fails now, not on a request.
+        self._probe = True
+        await self._submit(lambda: ({}, [], None), None, force=True)
         log.info(
             "master loaded %d active tokens from %s; next version above %d",
             len(self._tokens),
@@ -353,8 +355,9 @@ class TokenMaster:
                 change.deletes.append(name)
             else:
                 change.updates.append(merged_token)
-        if change.updates or change.deletes or VERSION_TOKEN_NAME not in self._tokens:
+        if change.updates or change.deletes or self._probe:
             change.updates.append(self._version_token())
+            self._probe = False
 
         if now - self._last_forget > _FORGET_INTERVAL_SEC:
             change.forget_requests_before = now - self._retention

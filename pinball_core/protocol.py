@@ -133,6 +133,8 @@ class QueryAndOwnRequest:
         lease_sec = _number(body, "lease_sec")
         if (expiration is None) == (lease_sec is None):
             raise InputError("give exactly one of expiration and lease_sec")
+        if lease_sec is not None and lease_sec < 0:
+            raise InputError(f"lease_sec must not be negative, got {lease_sec:g}")
         wait_sec = _number(body, "wait_sec")
         if wait_sec is not None and not 0 <= wait_sec <= MAX_WAIT_SEC:
             raise InputError(f"wait_sec must be between 0 and {MAX_WAIT_SEC}")
@@ -217,4 +219,7 @@ def _number(body: Mapping[str, Any], key: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(f"{key} must be a number, got {value!r:.80}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise InputError(f"{key} is too large: {value!r:.40}") from None

@@ -24,6 +24,7 @@ from pinball_core.errors import (
     InputError,
     MasterError,
     MasterUnavailableError,
+    ServeError,
 )
 from pinball_core.master import TokenMaster
 from pinball_core.protocol import (
@@ -165,6 +166,8 @@ class MasterApp:
             body = json.loads(request.body or b"{}")
         except ValueError as exc:
             return _error(ErrorCode.INPUT_ERROR, f"the body is not JSON: {exc}")
+        except RecursionError:
+            return _error(ErrorCode.INPUT_ERROR, "the body is nested too deeply")
         try:
             return 200, await operation(self.master, body)
         except MasterError as exc:
@@ -203,11 +206,15 @@ async def serve(
     (useful with port 0). On a signal the master stops accepting, lets queued
     writes commit and closes the store.
     """
+    try:
+        sockets = tornado.netutil.bind_sockets(port, address=host)
+    except OSError as exc:
+        raise ServeError(f"the master cannot listen on {host}:{port}: {exc}") from exc
+    store.lock_for_master()
     master = TokenMaster(store, request_id_retention_sec=request_id_retention_sec)
     await master.start()
 
     server = make_server(master, secret)
-    sockets = tornado.netutil.bind_sockets(port, address=host)
     server.add_sockets(sockets)
     bound = sockets[0].getsockname()[1]
     log.info(

@@ -8,8 +8,11 @@ and see active and archived tokens without going through the master.
 
 import abc
 import dataclasses
+import logging
 
 from pinball_core.token import Token
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(slots=True)
@@ -54,6 +57,17 @@ class Store(abc.ABC):
 
     #: The URL the store was opened with, with any password masked.
     display_url: str = ""
+
+    def lock_for_master(self) -> None:
+        """Make sure no other master writes to this store while this one does.
+
+        Two masters on one store would each trust their own memory and
+        overwrite each other's acknowledged changes. Raises StoreError naming
+        the store when another master holds it. The lock is released by
+        :meth:`close` or when the process ends. Stores that cannot lock keep
+        this default, which trusts the operator to run one master.
+        """
+        log.info("the store %s cannot be locked; run one master on it", self)
 
     @abc.abstractmethod
     def initialize(self) -> None:

@@ -83,6 +83,9 @@ class Token:
         expiration = _optional_number(name, "expiration", raw.get("expiration"))
         priority = _optional_number(name, "priority", raw.get("priority"))
         data = raw.get("data")
+        for field, text in (("name", name), ("owner", owner), ("data", data)):
+            if isinstance(text, str):
+                _check_text(name, field, text)
         if data is not None and not isinstance(data, str):
             raise InputError(
                 f"{name}: data must be a string (JSON text), got {type(data).__name__}"
@@ -105,9 +108,23 @@ def _optional_number(name: str, field: str, value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(f"{name}: {field} must be a number, got {value!r:.80}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InputError(f"{name}: {field} is too large: {value!r:.40}") from None
+    if not math.isfinite(number):
         raise InputError(f"{name}: {field} must be finite, got {value!r}")
-    return float(value)
+    return number
+
+
+def _check_text(name: str, field: str, value: str) -> None:
+    # A lone surrogate survives JSON decoding but no store can keep it.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"{name!r:.80}: {field} is not valid Unicode text (a lone surrogate)"
+        ) from None
 
 
 def validate_name(name: str) -> None:
@@ -125,14 +142,27 @@ def validate_name(name: str) -> None:
         )
     if "" in name[1:].split(DELIMITER):
         raise InputError(f"token name {name!r:.100} has an empty part")
-    if "\x00" in name:
-        raise InputError(f"token name {name!r:.100} contains a NUL character")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise InputError(
+            f"token name {name!r:.100} contains a control character (such as a "
+            "newline or NUL)"
+        )
+    if name.startswith(VERSION_TOKEN_NAME + DELIMITER):
+        raise InputError(f"names under {VERSION_TOKEN_NAME} are reserved")
 
 
 def prefix_upper_bound(prefix: str) -> str:
     """The smallest string greater than every string starting with ``prefix``.
 
     Lets a sorted scan or a SQL range query select a prefix with ``>=`` and
-    ``<`` instead of LIKE, which needs escaping and ignores indexes.
+    ``<`` instead of LIKE, which needs escaping and ignores indexes. The
+    bound is the prefix with its last character raised by one (skipping the
+    surrogates, which UTF-8 cannot hold).
     """
-    return prefix + "\U0010ffff"
+    stem = prefix.rstrip("\U0010ffff")
+    if not stem:
+        return prefix + "\U0010ffff"
+    code = ord(stem[-1]) + 1
+    if 0xD800 <= code <= 0xDFFF:
+        code = 0xE000
+    return stem[:-1] + chr(code)

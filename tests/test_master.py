@@ -300,7 +300,9 @@ def test_restart_reloads_tokens_and_versions_grow(store: SqliteStore) -> None:
 
     with MasterThread(store) as second:
         client = second.client()
-        assert client.query("") == before
+        assert client.query("/t/") == [t for t in before if t.name.startswith("/t/")]
+        (counter,) = client.query(VERSION_TOKEN_NAME)
+        assert counter.version is not None and counter.version > top
         (new,) = client.modify([Token("/t/new")])
         assert new.version > top
 
@@ -333,6 +335,7 @@ def test_store_failure_leaves_memory_unchanged(sqlite_url: str) -> None:
         # The master recovers once the store does.
         (updated,) = client.modify([Token("/kept", kept.version, data="v2")])
         assert updated.data == "v2"
+    store.close()
 
 
 def test_writes_queued_behind_a_failed_commit_are_rechecked(sqlite_url: str) -> None:
@@ -362,6 +365,7 @@ def test_writes_queued_behind_a_failed_commit_are_rechecked(sqlite_url: str) -> 
         assert isinstance(second, NotFoundError)
         assert [t.name for t in third] == ["/y"]
         assert running.client().query("/x") == []
+    store.close()
 
 
 def test_concurrent_writes_commit_in_groups(store: SqliteStore) -> None:
@@ -525,3 +529,52 @@ def test_waiting_claim_wakes_when_a_lease_ends(master: MasterThread) -> None:
 def test_waiting_claim_times_out_empty(master: MasterThread) -> None:
     client = master.client()
     assert client.query_and_own("w", "/none/", 1, lease_sec=60, wait_sec=0.2) == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        {"name": "/bad\ud800"},
+        {"name": "/ok", "data": "lone \udfff surrogate"},
+        {"name": "/ok", "owner": "\ud800"},
+        {"name": "/new\nline"},
+        {"name": "/__BLESSED_VERSION__/child"},
+        {"name": "/ok", "priority": 10**400},
+        {"name": "/ok", "expiration": 10**400},
+    ],
+)
+def test_values_no_store_can_keep_are_input_errors(
+    client: MasterClient, token: dict[str, object]
+) -> None:
+    with pytest.raises(InputError):
+        client.call("modify", {"updates": [token]})
+    assert [t.name for t in client.query("")] == [VERSION_TOKEN_NAME]
+
+
+def test_bad_claims_are_input_errors(client: MasterClient) -> None:
+    with pytest.raises(InputError, match="negative"):
+        client.query_and_own("w", "/", 1, lease_sec=-10)
+    with pytest.raises(InputError, match="too large"):
+        client.call("query_and_own", {"owner": "w", "lease_sec": 10**400, "query": {}})
+
+
+def test_prefix_selects_names_with_the_highest_characters(
+    client: MasterClient, store: SqliteStore
+) -> None:
+    client.modify([Token("/p/\U0010ffffz"), Token("/p0"), Token("/p/a")])
+    assert [t.name for t in client.query("/p/")] == ["/p/a", "/p/\U0010ffffz"]
+    assert client.group("/p/", "/") == {"/p/a": 1, "/p/\U0010ffffz": 1}
+    assert [t.name for t in store.read_tokens("/p/")] == ["/p/a", "/p/\U0010ffffz"]
+
+
+def test_second_master_on_a_store_is_refused(sqlite_url: str) -> None:
+    first = SqliteStore(sqlite_url)
+    with MasterThread(first):
+        second = SqliteStore(sqlite_url)
+        with pytest.raises(StoreError, match="another master"):
+            second.lock_for_master()
+        second.close()
+    first.close()
+    again = SqliteStore(sqlite_url)
+    again.lock_for_master()
+    again.close()

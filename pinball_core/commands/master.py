@@ -20,8 +20,9 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
     parser.add_argument(
         "-p",
         "--port",
-        type=int,
-        help="port to listen on (default: master_port from the config)",
+        type=port_number,
+        help="port to listen on, 0 for any free one (default: master_port from "
+        "the config)",
     )
     parser.add_argument(
         "--bind",
@@ -29,6 +30,17 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "0.0.0.0 for every interface)",
     )
     parser.set_defaults(handler=run)
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not between 0 and 65535")
+    return port
 
 
 def run(args: argparse.Namespace, app: Any) -> int:

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from pinball_core.app import Application
 from pinball_core.client import HttpClient, MasterClient
+from pinball_core.commands.master import port_number
 from pinball_core.errors import PinballError
 from pinball_core.token import (
     DELIMITER,
@@ -63,7 +64,7 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
     master.add_argument(
         "-p",
         "--port",
-        type=int,
+        type=port_number,
         help="the master's port (default: master_port from the config)",
     )
 

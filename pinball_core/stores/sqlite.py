@@ -5,11 +5,12 @@ on every commit, so a change the master acknowledged survives a crash of the
 process or of the machine. The master's group commit keeps that affordable.
 """
 
+import fcntl
 import logging
 import pathlib
 import sqlite3
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 import sqlalchemy.dialects.sqlite
@@ -30,11 +31,14 @@ _BUSY_TIMEOUT_MS = 30_000
 class SqliteStore(SqlStore):
     """A :class:`SqlStore` on a SQLite file, tuned for one writer and readers."""
 
+    _lock_file: IO[bytes] | None = None
+
     def __init__(self, url: str) -> None:
         parsed = sa.engine.make_url(url)
         if parsed.get_backend_name() != "sqlite":
             raise StoreError(f"not a SQLite URL: {url!r}; use sqlite:///PATH")
         database = parsed.database
+        self.path: pathlib.Path | None = None
         if database and database != ":memory:":
             path = pathlib.Path(database).expanduser()
             try:
@@ -44,20 +48,54 @@ class SqliteStore(SqlStore):
                     f"cannot create the folder of the SQLite store {path}: {exc}"
                 ) from exc
             parsed = parsed.set(database=str(path))
+            self.path = path
 
+        # The master calls the store from one thread, readers from their own
+        # processes; a small pool is plenty (an in-memory database has none).
+        pool = {"pool_size": 2, "max_overflow": 4} if self.path else {}
         engine = sa.create_engine(
-            parsed,
-            connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000},
-            # The master calls the store from one thread, readers from their
-            # own processes; a small pool is plenty.
-            pool_size=2,
-            max_overflow=4,
+            parsed, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000}, **pool
         )
         sa.event.listen(engine, "connect", _tune_connection)
         super().__init__(engine)
         self._replace = sa.dialects.sqlite.insert(schema.active_tokens).prefix_with(
             "OR REPLACE"
         )
+
+    def lock_for_master(self) -> None:
+        """Hold an exclusive lock on ``<file>.master-lock`` while open."""
+        if self.path is None or self._lock_file is not None:
+            return
+        lock_path = self.path.with_name(self.path.name + ".master-lock")
+        handle = open(lock_path, "ab")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StoreError(
+                f"another master is using the store {self.path} (it holds "
+                f"{lock_path}); stop it first, or give this one another home"
+            ) from None
+        self._lock_file = handle
+
+    def close(self) -> None:
+        super().close()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def initialize(self) -> None:
+        super().initialize()
+        if self.path is None:
+            return
+        # A damaged file is refused at start, not found out by a later commit.
+        with self.engine.connect() as conn:
+            verdict = conn.exec_driver_sql("PRAGMA quick_check").scalar()
+        if verdict != "ok":
+            raise StoreError(
+                f"the SQLite store {self.path} is damaged ({verdict}); restore "
+                "it from a backup, or move it away to start empty"
+            )
 
     def _upsert(self, conn: sa.Connection, tokens: list[Token]) -> None:
         if tokens:

@@ -279,7 +279,7 @@ class Worker:
         )
         try:
             handle = self.executor.start(spec)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             log.error("job %s could not start: %s", token.name, exc)
             return _Outcome(exit_code=1, token=token, stopped=None)
         self._call(
