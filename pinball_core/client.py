@@ -103,6 +103,11 @@ class MasterClient(abc.ABC):
         )["counts"]
         return counts
 
+    def count(self, prefixes: Sequence[str]) -> list[int]:
+        """How many tokens each prefix holds, without fetching them."""
+        counts: list[int] = self.call("count", {"prefixes": list(prefixes)})["counts"]
+        return counts
+
     def archive(self, tokens: Iterable[Token]) -> None:
         """Move tokens, each with its current version, to the archive."""
         self.call("archive", {"tokens": [t.to_dict() for t in tokens]})

@@ -180,6 +180,14 @@ class TokenMaster:
             counts[key] = counts.get(key, 0) + 1
         return counts
 
+    def count(self, prefixes: list[str]) -> list[int]:
+        """How many committed tokens each prefix holds, without reading them.
+
+        Cheap (a bisection per prefix), so a worker can tell that a job with
+        many inputs is not ready yet without fetching every queued event.
+        """
+        return [self._tokens.count(prefix) for prefix in prefixes]
+
     def __len__(self) -> int:
         return len(self._tokens)
 

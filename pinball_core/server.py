@@ -1,7 +1,8 @@
 """The master's JSON-over-HTTP interface, served by Tornado.
 
 Every request is a POST of a JSON object to ``/v1/<request>``
-(``modify``, ``query``, ``query_and_own``, ``group``, ``archive``); the answer is
+(``modify``, ``query``, ``query_and_own``, ``group``, ``count``,
+``archive``); the answer is
 a JSON object, or ``{"error": {"code": ..., "message": ...}}`` with an HTTP
 status that matches the code. With a shared secret configured, a request
 without the ``X-Pinball-Secret`` header gets 401 and changes nothing.
@@ -82,6 +83,13 @@ async def _group(master: TokenMaster, body: Any) -> dict[str, Any]:
     return {"counts": master.group(GroupRequest.from_dict(body))}
 
 
+async def _count(master: TokenMaster, body: Any) -> dict[str, Any]:
+    prefixes = body.get("prefixes") if isinstance(body, dict) else None
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+        raise InputError("a count request needs a list of prefixes (strings)")
+    return {"counts": master.count(prefixes)}
+
+
 async def _archive(master: TokenMaster, body: Any) -> dict[str, Any]:
     await master.archive(ArchiveRequest.from_dict(body))
     return {}
@@ -94,6 +102,7 @@ OPERATIONS: dict[str, _Operation] = {
     "query": _query,
     "query_and_own": _query_and_own,
     "group": _group,
+    "count": _count,
     "archive": _archive,
 }
 

@@ -46,13 +46,35 @@ class Change:
 def prefixes_to_read(
     workflow: str, instance: str, job: Job, job_name: str
 ) -> list[str]:
-    """The prefixes whose tokens :func:`complete` needs, for one query."""
-    prefixes = []
+    """The prefixes :func:`complete` needs first: the job tokens of the job and
+    its outputs, and the job's own queued events.
+
+    The outputs' queued events are read only for outputs that may be ready
+    (see :func:`inputs_worth_reading`): a job fed by hundreds of upstream
+    jobs would otherwise have all its events read at every one's end.
+    """
+    prefixes = [names.input_prefix(workflow, instance, job_name)]
     for name in [*job.outputs, job_name]:
         prefixes.append(names.job_name(workflow, instance, names.WAITING, name))
         prefixes.append(names.job_name(workflow, instance, names.RUNNABLE, name))
-        prefixes.append(names.input_prefix(workflow, instance, name))
     return prefixes
+
+
+def outputs_waiting_on_others(
+    workflow: str, instance: str, upstream: str, view: InstanceView
+) -> dict[str, int]:
+    """Waiting outputs of ``upstream`` that also need events from other jobs,
+    with how many other inputs each has."""
+    waiting = {}
+    for job_name, token in view.jobs.items():
+        parsed = names.parse_job_name(token.name)
+        if job_name == upstream or parsed is None or parsed.state != names.WAITING:
+            continue
+        job = Job.from_json(token.data)
+        others = [name for name in job.inputs if name != upstream]
+        if others and upstream in job.inputs:
+            waiting[job_name] = len(others)
+    return waiting
 
 
 def view_of(workflow: str, instance: str, tokens: list[Token]) -> InstanceView:

@@ -393,6 +393,11 @@ class Worker:
         self, workflow: str, instance: str, job_name: str, claim: bool
     ) -> Token | None:
         """Start a waiting job whose last event may have come from elsewhere."""
+        (queued,) = self.client.count(
+            [names.input_prefix(workflow, instance, job_name)]
+        )
+        if queued == 0:
+            return None
         tokens = self.client.query_many(
             [
                 Query(names.job_name(workflow, instance, names.WAITING, job_name)),
@@ -422,20 +427,8 @@ class Worker:
         succeeded: bool,
         retry_until: float | None,
     ) -> transitions.Change | None:
-        prefixes = transitions.prefixes_to_read(workflow, instance, job, job_name)
-        levels = [
-            names.signal_prefix(),
-            names.signal_prefix(workflow),
-            names.signal_prefix(workflow, instance),
-        ]
         for _ in range(_COMPLETION_ATTEMPTS):
-            read = self.client.query_many([Query(p) for p in prefixes + levels])
-            seen = signals.parse_signals(t for ts in read[len(prefixes) :] for t in ts)
-            view = transitions.view_of(
-                workflow,
-                instance,
-                [t for ts in read[: len(prefixes)] for t in ts if t.name != token.name],
-            )
+            view, seen = self._read_view(workflow, instance, job, job_name, token)
             change = transitions.complete(
                 workflow=workflow,
                 instance=instance,
@@ -471,6 +464,37 @@ class Worker:
             _COMPLETION_ATTEMPTS,
         )
         return None
+
+    def _read_view(
+        self, workflow: str, instance: str, job: Job, job_name: str, token: Token
+    ) -> tuple[transitions.InstanceView, signals.Signals]:
+        """What a completion must know, in two or three cheap requests."""
+        prefixes = transitions.prefixes_to_read(workflow, instance, job, job_name)
+        levels = [
+            names.signal_prefix(),
+            names.signal_prefix(workflow),
+            names.signal_prefix(workflow, instance),
+        ]
+        read = self.client.query_many([Query(p) for p in prefixes + levels])
+        seen = signals.parse_signals(t for ts in read[len(prefixes) :] for t in ts)
+        tokens = [t for ts in read[: len(prefixes)] for t in ts if t.name != token.name]
+        view = transitions.view_of(workflow, instance, tokens)
+
+        # Only an output with enough queued events to be complete can start
+        # now; counting first spares reading a big fan-in's events each time.
+        waiting = transitions.outputs_waiting_on_others(
+            workflow, instance, job_name, view
+        )
+        if waiting:
+            inputs = [names.input_prefix(workflow, instance, o) for o in waiting]
+            counts = self.client.count(inputs)
+            needed = zip(inputs, waiting.values(), counts, strict=True)
+            worth = [prefix for prefix, others, got in needed if got >= others]
+            if worth:
+                more = self.client.query_many([Query(p) for p in worth])
+                tokens += [t for ts in more for t in ts]
+                view = transitions.view_of(workflow, instance, tokens)
+        return view, seen
 
     def _claim_one(self, change: transitions.Change, instance: str) -> str | None:
         """Take the most urgent job this change makes runnable, in the change.
