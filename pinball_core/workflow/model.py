@@ -171,16 +171,21 @@ class Job(_Payload):
         return delay
 
     def event_attributes(self) -> dict[str, str]:
-        """Attributes of the events feeding the next execution, merged.
+        """Attributes of the events feeding the next execution, merged."""
+        return merge_attributes(self.events)
 
-        One key from several upstream events is joined with commas, in
-        event order, as the original documented.
-        """
-        merged: dict[str, list[str]] = {}
-        for event in self.events:
-            for key, value in (event.get("attributes") or {}).items():
-                merged.setdefault(key, []).append(str(value))
-        return {key: ",".join(values) for key, values in merged.items()}
+
+def merge_attributes(events: list[dict[str, Any]]) -> dict[str, str]:
+    """The attributes of several events as one mapping.
+
+    One key from several upstream events is joined with commas, in event
+    order, as the original documented.
+    """
+    merged: dict[str, list[str]] = {}
+    for event in events:
+        for key, value in (event.get("attributes") or {}).items():
+            merged.setdefault(key, []).append(str(value))
+    return {key: ",".join(values) for key, values in merged.items()}
 
 
 def _known(raw: dict[str, Any]) -> dict[str, Any]:

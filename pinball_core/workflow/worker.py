@@ -39,6 +39,7 @@ from pinball_core.workflow.model import (
     Job,
     PayloadError,
     Signal,
+    merge_attributes,
 )
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class Worker:
             record.reason = "disabled"
             return self._record_end(token, job, workflow, instance, job_name)
 
-        record.info = substitute(job.command, _merged_attributes(record.events))
+        record.info = substitute(job.command, merge_attributes(record.events))
         try:
             token = self._renew(token, job)
         except (VersionConflictError, NotFoundError):
@@ -509,7 +510,7 @@ class Worker:
         if job.disabled:
             return None
         record = transitions.start_record(job, instance, self.name, time.time())
-        record.info = substitute(job.command, _merged_attributes(record.events))
+        record.info = substitute(job.command, merge_attributes(record.events))
         for index, token in enumerate(change.updates):
             if token.name == best.name:
                 change.updates[index] = dataclasses.replace(
@@ -735,14 +736,6 @@ def _copy_output(handle: ExecutionHandle, record: Any) -> None:
     record.event_attributes = dict(attributes)
     record.properties = {k: list(v) for k, v in properties.items()}
     record.logs = dict(handle.logs)
-
-
-def _merged_attributes(events: list[dict[str, Any]]) -> dict[str, str]:
-    merged: dict[str, list[str]] = {}
-    for event in events:
-        for key, value in (event.get("attributes") or {}).items():
-            merged.setdefault(key, []).append(str(value))
-    return {key: ",".join(values) for key, values in merged.items()}
 
 
 class _Blank(dict[str, str]):

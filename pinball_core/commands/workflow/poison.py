@@ -33,7 +33,7 @@ from pinball_core.commands.workflow._shared import (
     say,
 )
 from pinball_core.token import Token
-from pinball_core.workflow import names
+from pinball_core.workflow import names, transitions
 from pinball_core.workflow.model import ARCHIVE, Event, Job
 
 #: The creator recorded on poison events, as the original named it.
@@ -151,40 +151,31 @@ def _ready_or_queue(
     result: Poisoning,
 ) -> None:
     """Make ``found`` runnable if every input has an event, else queue the new ones."""
-    chosen: list[Token] = []
+    events: dict[str, list[Token]] = {}
     for upstream in inputs:
-        waiting = sorted(queued.get((found.name, upstream), []), key=lambda t: t.name)
         if upstream in fresh:
-            chosen.append(fresh[upstream])
-        elif waiting:
-            chosen.append(waiting[0])
+            events[upstream] = [fresh[upstream]]
+        elif queued.get((found.name, upstream)):
+            events[upstream] = list(queued[(found.name, upstream)])
         else:
             result.updates.extend(fresh.values())
             return
 
-    job = found.job
-    job.events = []
-    for token in chosen:
-        event = Event.from_json(token.data)
-        job.events.append(
-            {
-                "name": token.name.rsplit("/", 1)[-1],
-                "creator": event.creator,
-                "attributes": event.attributes,
-            }
-        )
-        if token.version is not None:
-            result.deletes.append(token)
-    if found.token.version is not None:
-        result.deletes.append(found.token)
-    result.runnable.append(found.name)
-    result.updates.append(
-        Token(
-            names.job_name(workflow, instance, names.RUNNABLE, found.name),
-            priority=found.token.priority,
-            data=job.to_json(),
-        )
+    old = found.token if found.token.version is not None else None
+    change = transitions.Change()
+    transitions.move(
+        change,
+        workflow,
+        instance,
+        found.name,
+        found.token.priority,
+        found.job,
+        events,
+        old,
     )
+    result.updates.extend(change.updates)
+    result.deletes.extend(change.deletes)
+    result.runnable.append(found.name)
 
 
 def _poison_active(ctx: Context, roots: list[str]) -> int:
