@@ -9,6 +9,9 @@ FULL), then for 1, 2 and 8 client processes runs two phases of fixed length:
   a lease) from a pool of unowned tokens shared by all clients.
 
 Prints one line per phase and client count: requests/s, p50 and p99 latency.
+A last phase measures the ceiling of the transport itself: the same client
+against a Tornado server whose handler answers `{}` at once, with no master
+and no store behind it.
 Usage: python bench/master_ops.py [--seconds 5] [--clients 1,2,8]
 """
 
@@ -20,6 +23,10 @@ import statistics
 import sys
 import tempfile
 import time
+
+import tornado.httpserver
+import tornado.httputil
+import tornado.netutil
 
 from pinball_core.client import HttpClient
 from pinball_core.server import serve
@@ -61,6 +68,40 @@ def claim_client(
         latencies.append(time.perf_counter() - start)
         if not claimed:
             break
+    out.put(latencies)
+
+
+def run_empty_server(port_queue: "multiprocessing.Queue[int]") -> None:
+    async def main() -> None:
+        server = tornado.httpserver.HTTPServer(_empty_answer)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        server.add_sockets(sockets)
+        port_queue.put(sockets[0].getsockname()[1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _empty_answer(request: tornado.httputil.HTTPServerRequest) -> None:
+    body = b'{"tokens": []}'
+    assert request.connection is not None
+    request.connection.write_headers(
+        tornado.httputil.ResponseStartLine("HTTP/1.1", 200, "OK"),
+        tornado.httputil.HTTPHeaders({"Content-Length": str(len(body))}),
+        body,
+    )
+    request.connection.finish()
+
+
+def empty_client(
+    port: int, index: int, seconds: float, out: "multiprocessing.Queue[list[float]]"
+) -> None:
+    client = HttpClient("127.0.0.1", port, connect_attempts=3)
+    latencies = []
+    end = time.perf_counter() + seconds
+    while (start := time.perf_counter()) < end:
+        client.call("query", {"queries": []})
+        latencies.append(time.perf_counter() - start)
     out.put(latencies)
 
 
@@ -126,6 +167,14 @@ def main() -> None:
 
     master.terminate()
     master.join()
+
+    empty = multiprocessing.Process(target=run_empty_server, args=(ports,), daemon=True)
+    empty.start()
+    empty_port = ports.get(timeout=30)
+    for clients in counts:
+        run_phase("empty", empty_client, empty_port, clients, args.seconds)
+    empty.terminate()
+    empty.join()
 
 
 if __name__ == "__main__":
