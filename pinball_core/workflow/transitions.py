@@ -128,6 +128,16 @@ def complete(
     # Surplus events that queued while the job ran may trigger it again.
     own_events = view.events.get(job_name, {})
     move(change, workflow, instance, job_name, token.priority, job, own_events, None)
+    again = [t for t in change.made_runnable if t.name == token.name]
+    if again:
+        # Runnable once more: the same token, rewritten in place (a delete and
+        # an insert of one name cannot share a request).
+        change.deletes.remove(token)
+        index = change.updates.index(again[0])
+        change.updates[index] = dataclasses.replace(again[0], version=token.version)
+        change.made_runnable[change.made_runnable.index(again[0])] = change.updates[
+            index
+        ]
 
     if succeeded:
         event = Event(creator=creator, attributes=dict(record.event_attributes))

@@ -49,6 +49,9 @@ _COMPLETION_ATTEMPTS = 20
 
 ARCHIVE_INFIX = f"/{names.SIGNAL}/{ARCHIVE}"
 
+# Reasons starting with this mean the job was stopped on purpose: no retry.
+_ABORTED = "aborted"
+
 
 @dataclasses.dataclass
 class WorkerSettings:
@@ -97,6 +100,11 @@ class _Outcome:
     #: The lease was lost; someone else owns the job now, so record nothing.
     fenced: bool = False
 
+    @property
+    def retryable(self) -> bool:
+        """Whether the job's retries apply: not when it was aborted on purpose."""
+        return self.stopped is None or not self.stopped.startswith(_ABORTED)
+
 
 class Worker:
     """One worker thread's loop; call :meth:`run` in the thread."""
@@ -119,6 +127,9 @@ class Worker:
         self._last_chores = 0.0
         self._global: signals.Signals = {}
         self._global_read_at = -1e9
+        # Whether the instance of the last completion had no signal that
+        # forbids starting its jobs.
+        self._quiet = True
         #: Set to stop running jobs at once rather than letting them finish.
         self.abort_running = threading.Event()
 
@@ -136,7 +147,39 @@ class Worker:
             except MasterUnavailableError as exc:
                 log.warning("worker %s: master unavailable: %s", self.name, exc)
                 stop.wait(self.settings.poll_sec)
+            except Exception:
+                # A bug or a bad token must not end the thread for good; the
+                # work it was on is left to its lease.
+                log.exception("worker %s: unexpected error; going on", self.name)
+                stop.wait(self.settings.poll_sec)
+        self._hand_back()
         log.info("worker %s stopped", self.name)
+
+    def _hand_back(self) -> None:
+        """Give back a job this worker claimed but will not run after all.
+
+        Its start was recorded with the claim; removing that record keeps the
+        next worker from counting it as a lost attempt.
+        """
+        token, self._next = self._next, None
+        if token is None:
+            return
+        try:
+            job = Job.from_json(token.data)
+            if job.history and not job.history[-1].finished:
+                last = job.history.pop()
+                job.events = last.events
+            self.client.modify(
+                [
+                    dataclasses.replace(
+                        token, owner=None, expiration=None, data=job.to_json()
+                    )
+                ]
+            )
+        except (MasterError, PayloadError) as exc:
+            log.warning(
+                "could not hand back %s: %s; its lease will lapse", token.name, exc
+            )
 
     def run_once(self, stop: threading.Event | None = None) -> bool:
         """Claim and run at most one job; False once an EXIT says to leave."""
@@ -144,6 +187,7 @@ class Worker:
         global_signals = self._global_signals()
         if signals.exit_applies(global_signals, self.settings.generation):
             log.info("worker %s leaves: EXIT signal", self.name)
+            self._hand_back()
             return False
 
         if time.time() - self._last_chores >= self.settings.poll_sec:
@@ -152,8 +196,10 @@ class Worker:
             self.sweep()
 
         if DRAIN in global_signals:
-            self._next = None
+            self._hand_back()
             stop.wait(self.settings.poll_sec)
+            return True
+        if stop.is_set():
             return True
 
         token = self._next or self._claim()
@@ -259,8 +305,8 @@ class Worker:
             workflow,
             instance,
             job_name,
-            retry=outcome.stopped is None or "timed out" in outcome.stopped,
-            aborted=outcome.stopped is not None and "timed out" not in outcome.stopped,
+            retry=outcome.retryable,
+            aborted=not outcome.retryable,
         )
 
     def _execute(
@@ -333,9 +379,9 @@ class Worker:
             if job.abort_timeout_sec and elapsed > job.abort_timeout_sec:
                 stopped = f"timed out after {job.abort_timeout_sec:g} s"
             elif self.abort_running.is_set():
-                stopped = "aborted: its worker was stopped"
+                stopped = "stopped with its worker"
             elif ABORT in signals.read_signals(self.client, workflow, instance):
-                stopped = "aborted by an ABORT signal"
+                stopped = f"{_ABORTED} by an ABORT signal"
             elif time.time() >= renew_at:
                 try:
                     token = self._renew(token, job)
@@ -383,7 +429,7 @@ class Worker:
         successor = self._successor(change)
         for waiting in change.recheck:
             started = self._start_if_ready(
-                workflow, instance, waiting, successor is None
+                workflow, instance, waiting, successor is None and self._quiet
             )
             successor = successor or started
         if successor is None and retry_until is None:
@@ -441,8 +487,8 @@ class Worker:
                 view=view,
                 creator=self.name,
             )
-            quiet = not ({ABORT, DRAIN, EXIT} & seen.keys())
-            claimed = self._claim_one(change, instance) if quiet else None
+            self._quiet = not ({ABORT, DRAIN, EXIT} & seen.keys())
+            claimed = self._claim_one(change, instance) if self._quiet else None
             try:
                 stored = self.client.modify(change.updates, change.deletes)
             except VersionConflictError:
@@ -570,7 +616,7 @@ class Worker:
         runnable = self.client.query(
             names.job_prefix(workflow, instance, names.RUNNABLE), 1
         )
-        if runnable:
+        if runnable or self._has_ready_job(workflow, instance):
             return
         seen = signals.read_signals(self.client, workflow, instance)
         now = time.time()
@@ -594,6 +640,29 @@ class Worker:
             instance=instance,
             status=status,
         )
+
+    def _has_ready_job(self, workflow: str, instance: str) -> bool:
+        """Whether a waiting job has an event on every input.
+
+        Another worker's end may have just made one ready, a moment before
+        that worker starts it: the instance is not finished then.
+        """
+        inputs = f"{names.instance_prefix(workflow, instance)}input/"
+        if self.client.count([inputs]) == [0]:
+            return False
+        waiting, events = self.client.query_many(
+            [Query(names.job_prefix(workflow, instance, names.WAITING)), Query(inputs)]
+        )
+        view = transitions.view_of(workflow, instance, waiting + events)
+        for job_name, token in view.jobs.items():
+            queued = view.events.get(job_name, {})
+            try:
+                job = Job.from_json(token.data)
+            except PayloadError:
+                continue
+            if queued and all(queued.get(name) for name in job.inputs):
+                return True
+        return False
 
     def _instance_result(self, workflow: str, instance: str) -> str:
         for token in self.client.query(names.job_prefix(workflow, instance)):
@@ -657,7 +726,13 @@ class Worker:
             if not waiting:
                 continue
             token = waiting[0]
-            job = Job.from_json(token.data)
+            try:
+                job = Job.from_json(token.data)
+            except PayloadError as exc:
+                log.error(
+                    "job token %s is unreadable (%s); not starting it", token.name, exc
+                )
+                continue
             queued = transitions.view_of(
                 workflow,
                 instance,
