@@ -286,4 +286,8 @@ def start_record(job: Job, instance: str, worker: str, now: float) -> ExecutionR
     )
     job.history.append(record)
     job.events = []
+    if job.condition:
+        # A condition polls: its attempts are checks, not history worth
+        # keeping; the last max_attempts of them tell the story.
+        del job.history[: -job.max_attempts]
     return record

@@ -41,6 +41,7 @@ from pinball_core.workflow.model import (
     Signal,
     merge_attributes,
 )
+from pinball_core.workflow.status import instance_status
 
 log = logging.getLogger(__name__)
 
@@ -632,7 +633,9 @@ class Worker:
             self.client.modify([signal])
         except VersionConflictError:
             return
-        status = "ABORTED" if aborted else self._instance_result(workflow, instance)
+        tokens = self.client.query(names.instance_prefix(workflow, instance))
+        summary = instance_status(tokens, time.time(), signals=seen)
+        status = summary.status.value if summary is not None else "SUCCESS"
         log.info("instance %s/%s finished: %s", workflow, instance, status)
         self._call(
             "pinball_instance_finished",
@@ -663,17 +666,6 @@ class Worker:
             if queued and all(queued.get(name) for name in job.inputs):
                 return True
         return False
-
-    def _instance_result(self, workflow: str, instance: str) -> str:
-        for token in self.client.query(names.job_prefix(workflow, instance)):
-            try:
-                job = Job.from_json(token.data)
-            except PayloadError:
-                continue
-            last = job.last
-            if last is not None and not job.disabled and not last.succeeded:
-                return "FAILURE"
-        return "SUCCESS"
 
     def archive_due(self) -> int:
         """Archive finished instances whose archive time has come."""
