@@ -16,7 +16,7 @@ from pinball_core.local import MasterThread
 from pinball_core.token import Token
 from pinball_core.workflow import names, signals
 from pinball_core.workflow.instance import instance_tokens
-from pinball_core.workflow.model import ABORT, ARCHIVE, EXIT, Job
+from pinball_core.workflow.model import ABORT, ARCHIVE, EXIT, ExecutionRecord, Job
 from pinball_core.workflow.worker import Worker, WorkerSettings, substitute
 
 
@@ -389,3 +389,39 @@ def test_substitute() -> None:
     assert substitute("echo %(a)s %(b)s", {"a": "1"}) == "echo 1 "
     assert substitute("echo %(a)s 100%", {"a": "1"}) == "echo %(a)s 100%"
     assert substitute("echo %(a)s 100%%", {"a": "1"}) == "echo 1 100%"
+
+
+def test_condition_polls_until_it_holds(
+    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+) -> None:
+    counter = tmp_path / "checks"
+    check = f"echo x >> {counter}; test $(wc -l < {counter}) -ge 4"
+    client = master.client()
+    start(
+        client,
+        "cond",
+        {
+            "ready": shell(check, condition=True, max_attempts=3, retry_delay_sec=0.05),
+            "after": shell("true", "ready"),
+        },
+    )
+    workers.start(1)
+
+    assert wait_finished(hooks, "cond") == "FAILURE"
+    history = job_of(client, "cond", "ready").history
+    # Three checks failed; only the last max_attempts are kept.
+    assert len(history) == 3 and all(r.exit_code == 1 for r in history)
+    assert job_of(client, "cond", "after").history == []
+
+
+def test_retry_delay_grows_to_its_cap() -> None:
+    job = Job(
+        retry_delay_sec=2, retry_backoff=3, max_retry_delay_sec=10, max_attempts=9
+    )
+    delays = []
+    for _ in range(4):
+        job.history.append(
+            ExecutionRecord(instance="1", start_time=0, end_time=1, exit_code=1)
+        )
+        delays.append(job.retry_delay("1"))
+    assert delays == [2, 6, 10, 10]
