@@ -12,6 +12,7 @@ and exit 2 (1 for a master error); ``--debug`` adds the traceback.
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -58,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except KeyboardInterrupt:
         return _INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`pinball ... | head`); the rest is unwanted.
+        # Point stdout at nothing so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 @dataclasses.dataclass

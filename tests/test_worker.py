@@ -425,3 +425,62 @@ def test_retry_delay_grows_to_its_cap() -> None:
         )
         delays.append(job.retry_delay("1"))
     assert delays == [2, 6, 10, 10]
+
+
+def test_exit_for_older_workers_does_not_hold_back_newer_ones(
+    master: MasterThread, workers: Workers, hooks: Events
+) -> None:
+    client = master.client()
+    signals.set_signal(client, EXIT, generation=2)
+    start(client, "upgrade", {"a": shell("true"), "b": shell("true", "a")})
+    workers.start(1, generation=2)
+
+    assert wait_finished(hooks, "upgrade") == "SUCCESS"
+
+
+def test_held_job_stays_held_when_its_upstream_ends(
+    master: MasterThread, workers: Workers, hooks: Events
+) -> None:
+    client = master.client()
+    start(client, "held", {"a": shell("true"), "b": shell("true", "a")})
+    (waiting,) = client.query(names.job_prefix("held", "1", names.WAITING))
+    client.modify(
+        [
+            Token(
+                waiting.name,
+                waiting.version,
+                "paused by test",
+                2.0**53,
+                waiting.priority,
+                waiting.data,
+            )
+        ]
+    )
+    workers.start(1)
+
+    deadline = time.time() + 30
+    while not client.query(names.job_prefix("held", "1", names.RUNNABLE) + "b"):
+        assert time.time() < deadline, "b was never made runnable"
+        time.sleep(0.05)
+    time.sleep(1)
+    (held,) = client.query(names.job_prefix("held", "1", names.RUNNABLE) + "b")
+    assert held.owner == "paused by test"
+    assert Job.from_json(held.data).history == []
+    assert hooks.named("pinball_instance_finished") == []
+
+
+def test_timed_out_job_keeps_its_lease_while_it_winds_down(
+    master: MasterThread, workers: Workers, hooks: Events
+) -> None:
+    client = master.client()
+    # The escaped grandchild holds the output open past the kill.
+    command = "setsid sh -c 'sleep 8' & sleep 100"
+    start(client, "slow", {"a": shell(command, abort_timeout_sec=0.5, max_attempts=2)})
+    workers.start(1, lease_sec=1.5)
+
+    deadline = time.time() + 60
+    while len(job_of(client, "slow", "a").history) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    first = job_of(client, "slow", "a").history[0]
+    assert first.reason is not None and "timed out" in first.reason
+    assert first.worker == workers.workers[0].name

@@ -8,6 +8,7 @@ scan for jobs that became ready, and no instance is seen half-moved.
 """
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Mapping
 
@@ -240,10 +241,14 @@ def move(
         )
         if event_token.version is not None:
             change.deletes.append(event_token)
+    # A waiting job held by a tool (a pause) stays held once runnable.
+    held = old is not None and old.is_owned(time.time())
     runnable = Token(
         names.job_name(workflow, instance, names.RUNNABLE, job_name),
         priority=priority,
         data=job.to_json(),
+        owner=old.owner if held and old is not None else None,
+        expiration=old.expiration if held and old is not None else None,
     )
     change.updates.append(runnable)
     change.made_runnable.append(runnable)

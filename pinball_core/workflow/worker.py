@@ -35,7 +35,6 @@ from pinball_core.workflow.model import (
     ABORT,
     ARCHIVE,
     DRAIN,
-    EXIT,
     Job,
     PayloadError,
     Signal,
@@ -259,7 +258,7 @@ class Worker:
         seen = signals.read_signals(self.client, workflow, instance)
         if ABORT in seen:
             return self._end_unrun(token, job, instance, "aborted before it started")
-        if DRAIN in seen or EXIT in seen:
+        if DRAIN in seen or signals.exit_applies(seen, self.settings.generation):
             # Look again a poll period later; nobody else takes it meanwhile.
             self._park(token, "drained", time.time() + self.settings.poll_sec)
             return None
@@ -374,33 +373,50 @@ class Worker:
                     execution=len(job.history) - 1,
                     timeout=job.warn_timeout_sec,
                 )
-            if stopped is not None:
-                continue
+            if stopped is None:
+                stopped = self._reason_to_stop(job, elapsed, workflow, instance)
+                if stopped is not None:
+                    log.warning(
+                        "job %s/%s/%s: %s; stopping it",
+                        workflow,
+                        instance,
+                        job_name,
+                        stopped,
+                    )
+                    handle.abort(settings.abort_grace_sec)
 
-            if job.abort_timeout_sec and elapsed > job.abort_timeout_sec:
-                stopped = f"timed out after {job.abort_timeout_sec:g} s"
-            elif self.abort_running.is_set():
-                stopped = "stopped with its worker"
-            elif ABORT in signals.read_signals(self.client, workflow, instance):
-                stopped = f"{_ABORTED} by an ABORT signal"
-            elif time.time() >= renew_at:
+            # The lease is kept while a stopped job winds down too, so its
+            # end is recorded by this worker and not taken for a lost one.
+            if not fenced and time.time() >= renew_at:
                 try:
                     token = self._renew(token, job)
                     renew_at = time.time() + settings.lease_sec / 3
                 except (VersionConflictError, NotFoundError):
-                    stopped, fenced = "lost its lease to someone else", True
+                    fenced = True
                 except MasterUnavailableError:
                     if token.expiration is not None and time.time() > token.expiration:
-                        stopped, fenced = "could not renew its lease", True
-            if stopped is not None:
-                log.warning(
-                    "job %s/%s/%s: %s; stopping it",
-                    workflow,
-                    instance,
-                    job_name,
-                    stopped,
-                )
-                handle.abort(settings.abort_grace_sec)
+                        fenced = True
+                if fenced:
+                    stopped = stopped or "lost its lease"
+                    log.warning(
+                        "job %s/%s/%s lost its lease; stopping it",
+                        workflow,
+                        instance,
+                        job_name,
+                    )
+                    handle.abort(settings.abort_grace_sec)
+
+    def _reason_to_stop(
+        self, job: Job, elapsed: float, workflow: str, instance: str
+    ) -> str | None:
+        """Why a running job must stop now, if it must."""
+        if job.abort_timeout_sec and elapsed > job.abort_timeout_sec:
+            return f"timed out after {job.abort_timeout_sec:g} s"
+        if self.abort_running.is_set():
+            return "stopped with its worker"
+        if ABORT in signals.read_signals(self.client, workflow, instance):
+            return f"{_ABORTED} by an ABORT signal"
+        return None
 
     def _record_end(
         self,
@@ -488,7 +504,11 @@ class Worker:
                 view=view,
                 creator=self.name,
             )
-            self._quiet = not ({ABORT, DRAIN, EXIT} & seen.keys())
+            self._quiet = not (
+                ABORT in seen
+                or DRAIN in seen
+                or signals.exit_applies(seen, self.settings.generation)
+            )
             claimed = self._claim_one(change, instance) if self._quiet else None
             try:
                 stored = self.client.modify(change.updates, change.deletes)
@@ -550,9 +570,10 @@ class Worker:
         Its start is recorded in the same update, so this worker runs it next
         with no request in between.
         """
-        if not change.made_runnable or self.abort_running.is_set():
+        free = [t for t in change.made_runnable if not t.owner]
+        if not free or self.abort_running.is_set():
             return None
-        best = max(change.made_runnable, key=lambda t: t.priority)
+        best = max(free, key=lambda t: t.priority)
         job = Job.from_json(best.data)
         if job.disabled:
             return None
