@@ -835,7 +835,7 @@ def test_waiting_job_starts_only_once_its_event_is_posted(
     worker = worker_threads.make()
 
     # Nothing has an event: the sweep starts nothing, a claim gets nothing.
-    assert worker.sweep() == 0
+    assert worker.chores.sweep() == 0
     assert worker.run_once()
     assert [t.name for t in client.query(names.WORKFLOW_PREFIX)] == [
         names.job_name("f3", _INSTANCE, names.WAITING, "child"),
@@ -843,7 +843,7 @@ def test_waiting_job_starts_only_once_its_event_is_posted(
     ]
 
     client.modify([_event("f3", "parent", names.WORKFLOW_START, "start")])
-    assert worker.sweep() == 1
+    assert worker.chores.sweep() == 1
     assert [t.name for t in client.query(names.WORKFLOW_PREFIX)] == [
         names.job_name("f3", _INSTANCE, names.RUNNABLE, "parent"),
         names.job_name("f3", _INSTANCE, names.WAITING, "child"),
@@ -1072,13 +1072,13 @@ def test_finished_instance_is_archived_when_due(
     active = client.query(prefix)
 
     # Not due for an hour: nothing is archived.
-    assert worker.archive_due() == 0
+    assert worker.chores.archive_due() == 0
     assert client.query(prefix) == active
 
     # A day later, for the master and the worker alike.
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + 86400)
-    assert worker.archive_due() == 1
+    assert worker.chores.archive_due() == 1
 
     assert client.query(prefix) == []
     archived = master.store.read_tokens(prefix, archived=True)

@@ -31,23 +31,19 @@ from pinball_core.errors import (
 from pinball_core.protocol import Query
 from pinball_core.token import FOREVER, Token
 from pinball_core.workflow import names, signals, transitions
+from pinball_core.workflow.chores import Chores
 from pinball_core.workflow.model import (
     ABORT,
-    ARCHIVE,
     DRAIN,
     Job,
     PayloadError,
-    Signal,
     merge_attributes,
 )
-from pinball_core.workflow.status import instance_status
 
 log = logging.getLogger(__name__)
 
 # How many times a completion is recomputed after losing a race.
 _COMPLETION_ATTEMPTS = 20
-
-ARCHIVE_INFIX = f"/{names.SIGNAL}/{ARCHIVE}"
 
 # Reasons starting with this mean the job was stopped on purpose: no retry.
 _ABORTED = "aborted"
@@ -130,6 +126,7 @@ class Worker:
         # Whether the instance of the last completion had no signal that
         # forbids starting its jobs.
         self._quiet = True
+        self.chores = Chores(client, settings, self.name, self._call)
         #: Set to stop running jobs at once rather than letting them finish.
         self.abort_running = threading.Event()
 
@@ -192,8 +189,8 @@ class Worker:
 
         if time.time() - self._last_chores >= self.settings.poll_sec:
             self._last_chores = time.time()
-            self.archive_due()
-            self.sweep()
+            self.chores.archive_due()
+            self.chores.sweep()
 
         if DRAIN in global_signals:
             self._hand_back()
@@ -443,14 +440,14 @@ class Worker:
         self._report(job, workflow, instance, job_name, retry_until is not None)
         if change is None:
             return None
-        successor = self._successor(change)
+        successor = change.made_runnable[0] if change.made_runnable else None
         for waiting in change.recheck:
             started = self._start_if_ready(
                 workflow, instance, waiting, successor is None and self._quiet
             )
             successor = successor or started
         if successor is None and retry_until is None:
-            self._maybe_finish(workflow, instance)
+            self.chores.finish_if_done(workflow, instance)
         return successor
 
     def _start_if_ready(
@@ -589,9 +586,6 @@ class Worker:
                 )
         return best.name
 
-    def _successor(self, change: transitions.Change) -> Token | None:
-        return change.made_runnable[0] if change.made_runnable else None
-
     def _end_unrun(
         self, token: Token, job: Job, instance: str, why: str
     ) -> Token | None:
@@ -625,144 +619,6 @@ class Worker:
         )
         (stored,) = self.client.modify([renewed])
         return stored
-
-    # -- Instance end and archiving -------------------------------------------
-
-    def _maybe_finish(self, workflow: str, instance: str) -> None:
-        """Mark the instance finished if nothing in it can run any more.
-
-        The ARCHIVE signal is inserted, not updated, so of several workers
-        ending the last jobs at once exactly one succeeds and reports it. It
-        is leased until the archive is due, which makes it a timer.
-        """
-        runnable = self.client.query(
-            names.job_prefix(workflow, instance, names.RUNNABLE), 1
-        )
-        if runnable or self._has_ready_job(workflow, instance):
-            return
-        seen = signals.read_signals(self.client, workflow, instance)
-        now = time.time()
-        aborted = ABORT in seen
-        due = now if aborted else now + self.settings.archive_delay_sec
-        signal = Token(
-            f"{names.signal_prefix(workflow, instance)}{ARCHIVE}",
-            owner="archive-timer",
-            expiration=due,
-            data=Signal(action=ARCHIVE, timestamp=due).to_json(),
-        )
-        try:
-            self.client.modify([signal])
-        except VersionConflictError:
-            return
-        tokens = self.client.query(names.instance_prefix(workflow, instance))
-        summary = instance_status(tokens, time.time(), signals=seen)
-        status = summary.status.value if summary is not None else "SUCCESS"
-        log.info("instance %s/%s finished: %s", workflow, instance, status)
-        self._call(
-            "pinball_instance_finished",
-            workflow=workflow,
-            instance=instance,
-            status=status,
-        )
-
-    def _has_ready_job(self, workflow: str, instance: str) -> bool:
-        """Whether a waiting job has an event on every input.
-
-        Another worker's end may have just made one ready, a moment before
-        that worker starts it: the instance is not finished then.
-        """
-        inputs = f"{names.instance_prefix(workflow, instance)}input/"
-        if self.client.count([inputs]) == [0]:
-            return False
-        waiting, events = self.client.query_many(
-            [Query(names.job_prefix(workflow, instance, names.WAITING)), Query(inputs)]
-        )
-        view = transitions.view_of(workflow, instance, waiting + events)
-        for job_name, token in view.jobs.items():
-            queued = view.events.get(job_name, {})
-            try:
-                job = Job.from_json(token.data)
-            except PayloadError:
-                continue
-            if queued and all(queued.get(name) for name in job.inputs):
-                return True
-        return False
-
-    def archive_due(self) -> int:
-        """Archive finished instances whose archive time has come."""
-        archived = 0
-        due = self.client.query_and_own(
-            self.name,
-            names.WORKFLOW_PREFIX,
-            10,
-            lease_sec=self.settings.lease_sec,
-            contains=ARCHIVE_INFIX,
-        )
-        for signal_token in due:
-            parts = signal_token.name.split("/")
-            if len(parts) != 6:
-                continue
-            workflow, instance = parts[2], parts[3]
-            tokens = self.client.query(names.instance_prefix(workflow, instance))
-            if any(names.RUNNABLE_INFIX in t.name for t in tokens):
-                # Revived since it finished (a retry); it is not done.
-                self.client.modify(deletes=[signal_token])
-                continue
-            try:
-                self.client.archive(tokens)
-            except (VersionConflictError, NotFoundError):
-                continue
-            archived += 1
-            log.info(
-                "archived instance %s/%s (%d tokens)", workflow, instance, len(tokens)
-            )
-        return archived
-
-    def sweep(self) -> int:
-        """Start waiting jobs that have an event on every input.
-
-        Completions start downstream jobs themselves; this catches what they
-        cannot see: events posted by hand or by tools, and an event that
-        reached a job while it was running.
-        """
-        started = 0
-        events = self.client.query(names.WORKFLOW_PREFIX, contains="/input/")
-        jobs_with_events = set()
-        for token in events:
-            parsed = names.parse_event_name(token.name)
-            if parsed is not None:
-                jobs_with_events.add((parsed.workflow, parsed.instance, parsed.job))
-        for workflow, instance, job_name in sorted(jobs_with_events):
-            waiting = self.client.query(
-                names.job_name(workflow, instance, names.WAITING, job_name)
-            )
-            if not waiting:
-                continue
-            token = waiting[0]
-            try:
-                job = Job.from_json(token.data)
-            except PayloadError as exc:
-                log.error(
-                    "job token %s is unreadable (%s); not starting it", token.name, exc
-                )
-                continue
-            queued = transitions.view_of(
-                workflow,
-                instance,
-                self.client.query(names.input_prefix(workflow, instance, job_name)),
-            ).events.get(job_name, {})
-            if not all(queued.get(name) for name in job.inputs):
-                continue
-            change = transitions.Change()
-            transitions.move(
-                change, workflow, instance, job_name, token.priority, job, queued, token
-            )
-            try:
-                self.client.modify(change.updates, change.deletes)
-            except (VersionConflictError, NotFoundError):
-                continue
-            started += 1
-        return started
 
     # -- Helpers ------------------------------------------------------------
 
