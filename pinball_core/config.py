@@ -246,7 +246,9 @@ class Config(BaseModel):
         default=None, description="shared secret every master request must carry"
     )
     request_id_retention_sec: Seconds = Field(
-        default=3600, description="how long applied request ids are remembered"
+        default=600,
+        description="how long applied request ids are remembered; longer than "
+        "any client keeps retrying (client_connect_attempts with backoff)",
     )
 
     # -- Client

@@ -34,7 +34,7 @@ class MasterThread:
         *,
         port: int | None = None,
         secret: str | None = None,
-        request_id_retention_sec: float = 3600.0,
+        request_id_retention_sec: float = 600.0,
     ) -> None:
         self.store = store
         self.master = TokenMaster(

@@ -85,7 +85,7 @@ class TokenMaster:
     same loop.
     """
 
-    def __init__(self, store: Store, *, request_id_retention_sec: float = 3600.0):
+    def __init__(self, store: Store, *, request_id_retention_sec: float = 600.0):
         self._store = store
         self._retention = request_id_retention_sec
         self._tokens = TokenMap()
@@ -205,7 +205,13 @@ class TokenMaster:
     async def modify(self, request: ModifyRequest) -> list[Token]:
         """Apply inserts, updates and deletes together; return stored updates."""
         result: list[Token] = await self._write(
-            _key("modify", request.request_id), lambda: self._prepare_modify(request)
+            _key("modify", request.request_id),
+            lambda: self._prepare_modify(request),
+            # A repeat carries the same tokens; only their versions are kept.
+            replay=lambda versions: [
+                dataclasses.replace(token, version=version)
+                for token, version in zip(request.updates, versions, strict=True)
+            ],
         )
         return result
 
@@ -255,11 +261,12 @@ class TokenMaster:
         self,
         request_id: str | None,
         prepare: Callable[[], tuple[dict[str, Token | None], list[Token], Any]],
+        replay: Callable[[Any], Any] | None = None,
     ) -> Any:
         if request_id is not None:
             if request_id in self._applied:
                 log.info("request %s was applied before; answering again", request_id)
-                return _decode_answer(self._applied[request_id][1])
+                return _decode_answer(self._applied[request_id][1], replay)
             if request_id in self._in_flight:
                 return await asyncio.shield(self._in_flight[request_id])
         return await self._submit(prepare, request_id)
@@ -355,7 +362,7 @@ class TokenMaster:
             for token in write.archives:
                 merged.pop(token.name, None)
             if write.request_id is not None:
-                answer = json.dumps(_encode_answer(write.result))
+                answer = json.dumps(_encode_answer(write.request_id, write.result))
                 change.requests.append(AppliedRequest(write.request_id, now, answer))
 
         for name, merged_token in merged.items():
@@ -617,14 +624,20 @@ def _refuse_duplicates(names: list[str]) -> None:
         seen.add(name)
 
 
-def _encode_answer(result: Any) -> Any:
+def _encode_answer(key: str, result: Any) -> Any:
+    """What is kept of an answer: just the versions for a modify, whose
+    repeat carries the tokens again; whole tokens for a claim."""
     if isinstance(result, list):
+        if key.startswith("modify:"):
+            return {"versions": [t.version for t in result]}
         return [t.to_dict() for t in result]
     return result
 
 
-def _decode_answer(text: str) -> Any:
+def _decode_answer(text: str, replay: Callable[[Any], Any] | None) -> Any:
     raw = json.loads(text)
+    if isinstance(raw, dict) and "versions" in raw and replay is not None:
+        return replay(raw["versions"])
     if isinstance(raw, list):
         return [Token.from_dict(t) for t in raw]
     return raw

@@ -206,7 +206,7 @@ async def serve(
     host: str,
     port: int,
     secret: str | None = None,
-    request_id_retention_sec: float = 3600.0,
+    request_id_retention_sec: float = 600.0,
     ready: Callable[[int], None] | None = None,
 ) -> None:
     """Run a master on ``store`` at ``host:port`` until SIGINT or SIGTERM.

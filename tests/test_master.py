@@ -578,3 +578,13 @@ def test_second_master_on_a_store_is_refused(sqlite_url: str) -> None:
     again = SqliteStore(sqlite_url)
     again.lock_for_master()
     again.close()
+
+
+def test_remembered_modify_keeps_versions_only(store: SqliteStore) -> None:
+    body = {"request_id": "compact", "updates": [{"name": "/big", "data": "x" * 5000}]}
+    with MasterThread(store) as running:
+        first = running.client().call("modify", dict(body))
+    (kept,) = store.load_applied_requests(0.0)
+    assert kept.request_id == "modify:compact" and len(kept.response) < 100
+    with MasterThread(store) as again:
+        assert again.client().call("modify", dict(body)) == first
