@@ -92,6 +92,7 @@ from pinball_core.client import MasterClient
 from pinball_core.config import MASTER_SECRET_ENV
 from pinball_core.executors.local import LocalExecutor
 from pinball_core.local import MasterThread
+from pinball_core.testing.hooks import HookRecorder
 from pinball_core.token import Token
 from pinball_core.workflow import names, status
 from pinball_core.workflow.instance import instance_tokens
@@ -356,30 +357,6 @@ def worker_processes(
 # -- Worker threads in this process -----------------------------------------------
 
 
-class Hooks:
-    """Records lifecycle hook calls, as a plugin would receive them."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def __getattr__(self, hook: str) -> Callable[..., None]:
-        def record(**kwargs: Any) -> None:
-            with self._lock:
-                self.calls.append((hook, kwargs))
-
-        return record
-
-    def named(self, hook: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [kwargs for name, kwargs in self.calls if name == hook]
-
-    def sequence(self) -> list[tuple[str, str | None]]:
-        """Every call so far as (hook, job), in the order they came."""
-        with self._lock:
-            return [(name, kwargs.get("job")) for name, kwargs in self.calls]
-
-
 def _settings(tmp_path: pathlib.Path, **overrides: Any) -> WorkerSettings:
     fields: dict[str, Any] = {
         "lease_sec": 30,
@@ -398,7 +375,7 @@ class WorkerThreads:
     def __init__(self, client: MasterClient, settings: WorkerSettings) -> None:
         self.client = client
         self.settings = settings
-        self.hooks = Hooks()
+        self.hooks = HookRecorder()
         self.stop = threading.Event()
         self.workers: list[Worker] = []
         self.threads: list[threading.Thread] = []

@@ -5,7 +5,7 @@ import os
 import pathlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from pinball_core.client import MasterClient
 from pinball_core.executors.local import LocalExecutor
 from pinball_core.local import MasterThread
+from pinball_core.testing.hooks import HookRecorder
 from pinball_core.token import Token
 from pinball_core.workflow import names, signals
 from pinball_core.workflow.instance import instance_tokens
@@ -20,28 +21,9 @@ from pinball_core.workflow.model import ABORT, ARCHIVE, EXIT, ExecutionRecord, J
 from pinball_core.workflow.worker import Worker, WorkerSettings, substitute
 
 
-class Events:
-    """Records lifecycle hook calls, as a plugin would see them."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-
-    def __getattr__(self, hook: str) -> Callable[..., None]:
-        def record(**kwargs: Any) -> None:
-            with self.lock:
-                self.calls.append((hook, kwargs))
-
-        return record
-
-    def named(self, hook: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [kwargs for name, kwargs in self.calls if name == hook]
-
-
 @pytest.fixture
-def hooks() -> Events:
-    return Events()
+def hooks() -> HookRecorder:
+    return HookRecorder()
 
 
 @pytest.fixture
@@ -60,7 +42,7 @@ class Workers:
     """Worker threads for one test, stopped at its end."""
 
     def __init__(
-        self, client: MasterClient, settings: WorkerSettings, hooks: Events
+        self, client: MasterClient, settings: WorkerSettings, hooks: HookRecorder
     ) -> None:
         self.client = client
         self.settings = settings
@@ -91,7 +73,7 @@ class Workers:
 
 @pytest.fixture
 def workers(
-    master: MasterThread, settings: WorkerSettings, hooks: Events
+    master: MasterThread, settings: WorkerSettings, hooks: HookRecorder
 ) -> Iterator[Workers]:
     pool = Workers(master.client(), settings, hooks)
     yield pool
@@ -104,7 +86,7 @@ def start(
     client.modify(instance_tokens(workflow, instance, jobs))
 
 
-def wait_finished(hooks: Events, workflow: str, instance: str = "1") -> str:
+def wait_finished(hooks: HookRecorder, workflow: str, instance: str = "1") -> str:
     deadline = time.time() + 60
     while time.time() < deadline:
         for call in hooks.named("pinball_instance_finished"):
@@ -125,7 +107,7 @@ def shell(command: str, *inputs: str, **fields: Any) -> Job:
 
 
 def test_chain_runs_in_order(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     out = tmp_path / "order"
     client = master.client()
@@ -153,7 +135,7 @@ def test_chain_runs_in_order(
 
 
 def test_event_attributes_reach_downstream_commands(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     out = tmp_path / "joined"
     client = master.client()
@@ -175,7 +157,7 @@ def test_event_attributes_reach_downstream_commands(
 
 
 def test_retry_until_success_keeps_attributes(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     marker = tmp_path / "tried"
     out = tmp_path / "value"
@@ -200,7 +182,7 @@ def test_retry_until_success_keeps_attributes(
 
 
 def test_failure_stops_the_branch(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     client = master.client()
     start(
@@ -223,7 +205,7 @@ def test_failure_stops_the_branch(
 
 
 def test_disabled_job_succeeds_without_running(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     client = master.client()
     start(
@@ -243,7 +225,7 @@ def test_disabled_job_succeeds_without_running(
 
 
 def test_abort_kills_running_job_and_archives(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     client = master.client()
     start(
@@ -274,7 +256,7 @@ def test_abort_kills_running_job_and_archives(
 
 
 def test_worker_that_loses_its_lease_stops_its_job(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     pid_file = tmp_path / "pid"
     client = master.client()
@@ -319,7 +301,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_lost_attempt_is_recorded_and_rerun(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     client = master.client()
     start(client, "lost", {"a": shell("true", max_attempts=2)})
@@ -354,7 +336,7 @@ def test_lost_attempt_is_recorded_and_rerun(
 
 
 def test_exit_signal_stops_older_generations(
-    master: MasterThread, workers: Workers, hooks: Events
+    master: MasterThread, workers: Workers, hooks: HookRecorder
 ) -> None:
     client = master.client()
     signals.set_signal(client, EXIT, generation=2)
@@ -367,7 +349,7 @@ def test_exit_signal_stops_older_generations(
 
 
 def test_many_workers_run_each_job_once(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     log_file = tmp_path / "runs"
     client = master.client()
@@ -392,7 +374,7 @@ def test_substitute() -> None:
 
 
 def test_condition_polls_until_it_holds(
-    master: MasterThread, workers: Workers, hooks: Events, tmp_path: pathlib.Path
+    master: MasterThread, workers: Workers, hooks: HookRecorder, tmp_path: pathlib.Path
 ) -> None:
     counter = tmp_path / "checks"
     check = f"echo x >> {counter}; test $(wc -l < {counter}) -ge 4"
@@ -428,7 +410,7 @@ def test_retry_delay_grows_to_its_cap() -> None:
 
 
 def test_exit_for_older_workers_does_not_hold_back_newer_ones(
-    master: MasterThread, workers: Workers, hooks: Events
+    master: MasterThread, workers: Workers, hooks: HookRecorder
 ) -> None:
     client = master.client()
     signals.set_signal(client, EXIT, generation=2)
@@ -439,7 +421,7 @@ def test_exit_for_older_workers_does_not_hold_back_newer_ones(
 
 
 def test_held_job_stays_held_when_its_upstream_ends(
-    master: MasterThread, workers: Workers, hooks: Events
+    master: MasterThread, workers: Workers, hooks: HookRecorder
 ) -> None:
     client = master.client()
     start(client, "held", {"a": shell("true"), "b": shell("true", "a")})
@@ -470,7 +452,7 @@ def test_held_job_stays_held_when_its_upstream_ends(
 
 
 def test_timed_out_job_keeps_its_lease_while_it_winds_down(
-    master: MasterThread, workers: Workers, hooks: Events
+    master: MasterThread, workers: Workers, hooks: HookRecorder
 ) -> None:
     client = master.client()
     # The escaped grandchild holds the output open past the kill.
