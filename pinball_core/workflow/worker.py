@@ -325,7 +325,7 @@ class Worker:
             handle = self.executor.start(spec)
         except (OSError, ValueError) as exc:
             log.error("job %s could not start: %s", token.name, exc)
-            return _Outcome(exit_code=1, token=token, stopped=None)
+            return _Outcome(exit_code=1, token=token, stopped=f"could not start: {exc}")
         self._call(
             "pinball_job_started",
             workflow=workflow,

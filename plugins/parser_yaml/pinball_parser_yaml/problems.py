@@ -1,0 +1,36 @@
+"""One problem found in a workflow file, and where it is."""
+
+import dataclasses
+import difflib
+from collections.abc import Iterable
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong in a definition, with the place a person has to fix.
+
+    ``line`` and ``column`` count from 1, as editors show them; they are 0
+    when the problem has no single place (a file that cannot be read).
+    """
+
+    file: str
+    line: int
+    column: int
+    reason: str
+    workflow: str | None = None
+    job: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        parts = [where]
+        if self.workflow is not None:
+            parts.append(f"workflow {self.workflow}")
+        if self.job is not None:
+            parts.append(f"job {self.job}")
+        return f"{', '.join(parts)}: {self.reason}"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ``; did you mean 'x'?`` hint for a misspelt ``word``, or nothing."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
