@@ -22,12 +22,13 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
-        parts = [where]
+        parts = []
         if self.workflow is not None:
             parts.append(f"workflow {self.workflow}")
         if self.job is not None:
             parts.append(f"job {self.job}")
-        return f"{', '.join(parts)}: {self.reason}"
+        context = f" {', '.join(parts)}:" if parts else ""
+        return f"{where}:{context} {self.reason}"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

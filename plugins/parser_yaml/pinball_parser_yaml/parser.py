@@ -1,0 +1,206 @@
+"""The YAML parser: workflow files in, instance and schedule tokens out."""
+
+import json
+import logging
+import pathlib
+from collections.abc import Mapping
+
+from pinball_core.token import Token
+from pinball_core.workflow import instance as instances
+from pinball_core.workflow import names
+from pinball_core.workflow.model import Job
+
+from pinball_parser_yaml import graph, loader
+from pinball_parser_yaml.definitions import WorkflowDef, read_workflows
+from pinball_parser_yaml.problems import Problem, did_you_mean
+
+log = logging.getLogger(__name__)
+
+#: File name endings read from a folder.
+SUFFIXES = (".yaml", ".yml")
+
+
+class YamlParser:
+    """Reads the workflows in one YAML file or every YAML file of a folder.
+
+    Files are read once, on first use, so a parser made at start-up costs
+    nothing until a workflow is needed; make a new parser to see changes.
+
+    :param path:
+        The file or folder; a relative path is taken from ``base_dir``.
+    :param base_dir:
+        Where relative paths start: the config file's folder when known,
+        otherwise the current folder.
+    """
+
+    def __init__(self, path: str | pathlib.Path, base_dir: pathlib.Path | None = None):
+        path = pathlib.Path(path).expanduser()
+        self.path = (
+            path if path.is_absolute() else (base_dir or pathlib.Path.cwd()) / path
+        )
+        self._workflows: dict[str, WorkflowDef] | None = None
+        self._problems: list[Problem] = []
+
+    # -- The parser contract --------------------------------------------------
+
+    def workflow_names(self) -> list[str]:
+        """Every workflow defined, sorted, including ones with problems."""
+        return sorted(self._load())
+
+    def instance_tokens(self, workflow: str, instance: str) -> list[Token]:
+        """The job tokens of a new ``instance`` of ``workflow``.
+
+        :raises ValueError: if the workflow is unknown or its definition has
+            problems; the message lists every one of them.
+        """
+        definition = self._definition(workflow)
+        problems = self._problems_of(definition)
+        if problems:
+            listed = "\n".join(f"  {p}" for p in problems)
+            raise ValueError(
+                f"workflow {workflow} cannot start; fix its definition:\n{listed}"
+            )
+
+        jobs = {name: _job(definition, name) for name in definition.jobs}
+        tokens: list[Token] = instances.instance_tokens(
+            workflow, instance, jobs, graph.priorities(definition)
+        )
+        return tokens
+
+    def schedule_token(self, workflow: str) -> Token | None:
+        """The unowned schedule token of ``workflow``, or None if unscheduled."""
+        definition = self._definition(workflow)
+        if definition.schedule is None:
+            return None
+        data = definition.schedule.token_data(workflow, definition.emails)
+        return Token(
+            names.schedule_name(workflow), data=json.dumps(data, sort_keys=True)
+        )
+
+    def validate(self) -> list[str]:
+        """Every problem in every file, one line each, in file order."""
+        self._load()
+        return [str(p) for p in self._problems]
+
+    # -- Reading --------------------------------------------------------------
+
+    def _definition(self, workflow: str) -> WorkflowDef:
+        workflows = self._load()
+        if workflow not in workflows:
+            hint = did_you_mean(workflow, workflows)
+            raise ValueError(
+                f"no workflow {workflow!r} in {self.path}{hint}; "
+                f"known: {', '.join(sorted(workflows)) or 'none'}"
+            )
+        return workflows[workflow]
+
+    def _problems_of(self, definition: WorkflowDef) -> list[Problem]:
+        # A problem outside any workflow of the same file (a duplicate name, a
+        # bad top-level key) may change what the workflow means, and a second
+        # definition elsewhere makes it ambiguous, so both block it too.
+        return [
+            p
+            for p in self._problems
+            if p.workflow == definition.name
+            or (p.workflow is None and p.file == definition.file)
+        ]
+
+    def _files(self) -> list[pathlib.Path]:
+        if self.path.is_dir():
+            return sorted(
+                p for p in self.path.iterdir() if p.suffix in SUFFIXES and p.is_file()
+            )
+        return [self.path]
+
+    def _load(self) -> dict[str, WorkflowDef]:
+        if self._workflows is not None:
+            return self._workflows
+        workflows: dict[str, WorkflowDef] = {}
+        problems: list[Problem] = []
+
+        if not self.path.exists():
+            problems.append(
+                Problem(
+                    str(self.path),
+                    0,
+                    0,
+                    "no such file or folder; set parser_params.path to a YAML "
+                    "file or a folder of them",
+                )
+            )
+        for file in self._files() if self.path.exists() else []:
+            found, file_problems = _read_file(file)
+            problems.extend(file_problems)
+            for definition in found:
+                earlier = workflows.get(definition.name)
+                if earlier is not None:
+                    problems.append(
+                        Problem(
+                            definition.file,
+                            definition.mark.line,
+                            definition.mark.column,
+                            f"is also defined in {earlier.file}:{earlier.mark.line}; "
+                            "rename one",
+                            definition.name,
+                        )
+                    )
+                    continue
+                workflows[definition.name] = definition
+                problems.extend(graph.check(definition))
+
+        log.debug("read %d workflow(s) from %s", len(workflows), self.path)
+        self._workflows = workflows
+        self._problems = problems
+        return workflows
+
+
+def _read_file(file: pathlib.Path) -> tuple[list[WorkflowDef], list[Problem]]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Problem(str(file), 0, 0, f"cannot be read: {exc}")]
+    try:
+        data = loader.load(text)
+    except loader.YamlLoadError as exc:
+        return [], [Problem(str(file), exc.line, exc.column, exc.reason)]
+    return read_workflows(str(file), data)
+
+
+def _job(definition: WorkflowDef, name: str) -> Job:
+    """A fresh job payload; building tokens fills in its edges and events."""
+    job = definition.jobs[name]
+    emails = list(dict.fromkeys(definition.emails + job.emails))
+    return Job(
+        name=name,
+        kind=job.kind,
+        command=job.command,
+        condition=job.condition,
+        inputs=list(job.depends_on),
+        outputs=[],
+        emails=emails,
+        max_attempts=job.max_attempts,
+        retry_delay_sec=job.retry_delay_sec,
+        retry_backoff=job.retry_backoff,
+        max_retry_delay_sec=job.max_retry_delay_sec,
+        warn_timeout_sec=job.warn_timeout_sec,
+        abort_timeout_sec=job.abort_timeout_sec,
+        disabled=job.disabled,
+    )
+
+
+def make(params: Mapping[str, object], base_dir: pathlib.Path | None) -> YamlParser:
+    """A parser from the config's ``parser_params``; ValueError if malformed."""
+    unknown = set(params) - {"path", "base_dir"}
+    if unknown:
+        raise ValueError(
+            f"unknown parser_params key(s) {sorted(unknown)} for the yaml parser; "
+            "it takes 'path' (a YAML file or folder) and optionally 'base_dir'"
+        )
+    path = params.get("path")
+    if not isinstance(path, str | pathlib.Path) or not str(path):
+        raise ValueError(
+            "the yaml parser needs parser_params.path: a YAML file or a folder of them"
+        )
+    if params.get("base_dir") is not None:
+        base_dir = pathlib.Path(str(params["base_dir"]))
+    return YamlParser(path, base_dir)

@@ -1,0 +1,48 @@
+"""Discovery through the installed ``pinball.parsers`` entry point."""
+
+import pathlib
+import types
+
+import pytest
+from pinball_core.components import Parser
+from pinball_core.errors import ConfigError, PluginLoadError
+from pinball_core.plugins import PluginManager
+
+from pinball_parser_yaml import YamlParser
+from pinball_parser_yaml.plugin import YamlParserPlugin
+
+
+def test_entry_point_makes_the_parser(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text('workflows: {w: {jobs: {a: {command: "true"}}}}\n')
+
+    parser = PluginManager().make_parser("yaml", {"path": str(path)})
+
+    assert isinstance(parser, YamlParser)
+    assert isinstance(parser, Parser)
+    assert parser.workflow_names() == ["w"]
+
+
+def test_missing_path_is_a_config_error() -> None:
+    with pytest.raises((ConfigError, PluginLoadError), match="parser_params.path"):
+        PluginManager().make_parser("yaml", {})
+
+
+def test_unknown_param_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown parser_params key"):
+        YamlParserPlugin().pinball_make_parser(params={"path": "x", "pth": "y"})
+
+
+def test_relative_path_starts_at_the_config_folder(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "w.yaml").write_text(
+        'workflows: {w: {jobs: {a: {command: "true"}}}}\n'
+    )
+    plugin = YamlParserPlugin()
+    plugin.pinball_configure(
+        config=types.SimpleNamespace(source=tmp_path / "pinball.yaml")
+    )
+
+    parser = plugin.pinball_make_parser(params={"path": "flows"})
+
+    assert parser.workflow_names() == ["w"]
