@@ -16,6 +16,9 @@ from pinball_core.store import Store
 
 log = logging.getLogger(__name__)
 
+# Attempts a command-line tool makes to reach the master: about a second.
+_INTERACTIVE_ATTEMPTS = 3
+
 
 class Application:
     """What a Pinball process is built from: its config and its plugins.
@@ -83,14 +86,27 @@ class Application:
         log.debug("opening store %s", self.config.store_display_url)
         return self.plugins.make_store(url, options)
 
-    def master_client(self) -> MasterClient:
-        """A client of the master at ``master_host:master_port``."""
+    def master_client(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        interactive: bool = False,
+    ) -> MasterClient:
+        """A client of the master at ``master_host:master_port`` or the given one.
+
+        ``interactive`` is for a person at a prompt: a few quick attempts
+        rather than the minutes of retries a worker rides out a restart with.
+        """
         config = self.config
+        attempts = config.client_connect_attempts
+        if interactive:
+            attempts = min(attempts, _INTERACTIVE_ATTEMPTS)
         return HttpClient(
-            config.master_host,
-            config.master_port,
+            config.master_host if host is None else host,
+            config.master_port if port is None else port,
             secret=config.master_secret,
             timeout_sec=config.client_timeout_sec,
-            connect_attempts=config.client_connect_attempts,
+            connect_attempts=attempts,
             max_backoff_sec=config.max_backoff_client_reconnect_sec,
         )

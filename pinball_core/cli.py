@@ -214,6 +214,11 @@ def _run(argv: list[str]) -> int:
                 parser.error(
                     f"give either -m {found.mode} or the command {command!r}, not both"
                 )
+            if found.mode not in built.commands:
+                parser.error(
+                    f"-m {found.mode}: this Pinball has no {found.mode} yet "
+                    f"(available: {', '.join(sorted(built.commands))})"
+                )
             command = found.mode
             argv = [*found.given, found.mode, *found.rest]
 

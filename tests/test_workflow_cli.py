@@ -97,7 +97,13 @@ class LocalApplication(Application):
         super().__init__(config_path)
         self._master = master
 
-    def master_client(self) -> MasterClient:
+    def master_client(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        interactive: bool = False,
+    ) -> MasterClient:
         return self._master.client()
 
 

@@ -3,9 +3,13 @@
 import argparse
 import dataclasses
 import json
+import logging
 from typing import Any
 
-from pinball_core.plugins import PluginInfo
+from pinball_core.errors import ConfigError
+from pinball_core.plugins import PluginInfo, PluginManager
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = ("name", "kind", "distribution", "version", "status")
 
@@ -28,7 +32,14 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
 
 
 def run(args: argparse.Namespace, app: Any) -> int:
-    infos = app.plugins.list_plugins()
+    try:
+        plugins = app.plugins
+    except ConfigError as exc:
+        # Listing what is installed must work while the config is broken:
+        # it is often how one finds out why.
+        log.warning("%s; listing plugins without the config", exc)
+        plugins = PluginManager()
+    infos = plugins.list_plugins()
     if args.json:
         print(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
     else:

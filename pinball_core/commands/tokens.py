@@ -15,7 +15,7 @@ import sys
 from typing import Any, Final
 
 from pinball_core.app import Application
-from pinball_core.client import HttpClient, MasterClient
+from pinball_core.client import MasterClient
 from pinball_core.commands.master import port_number
 from pinball_core.errors import PinballError
 from pinball_core.token import (
@@ -282,23 +282,9 @@ def format_expiration(expiration: float | None) -> str:
 
 def _connect(args: argparse.Namespace, app: Application) -> MasterClient:
     """A client of the master at ``-s``/``-p``, else at the config's address."""
-    if args.host is None and args.port is None:
-        return app.master_client()
-
-    # Application.master_client() cannot take another address, so the client
-    # is built here with the config's other client settings.
-    config = app.config
-    host = config.master_host if args.host is None else args.host
-    port = config.master_port if args.port is None else args.port
-    log.debug("using the master at %s:%d", host, port)
-    return HttpClient(
-        host,
-        port,
-        secret=config.master_secret,
-        timeout_sec=config.client_timeout_sec,
-        connect_attempts=config.client_connect_attempts,
-        max_backoff_sec=config.max_backoff_client_reconnect_sec,
-    )
+    if args.host is not None or args.port is not None:
+        log.debug("using the master at %s:%s", args.host, args.port)
+    return app.master_client(args.host, args.port, interactive=True)
 
 
 def _select(client: MasterClient, prefix: str, recursive: bool) -> list[Token]:

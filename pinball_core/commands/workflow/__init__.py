@@ -231,7 +231,7 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
 def run(command: Command, args: argparse.Namespace, app: Application) -> int:
     """Check the options ``command`` was given, then run it on the master."""
     _check_options(command, args)
-    with app.master_client() as client:
+    with app.master_client(interactive=True) as client:
         return command.run(Context(args=args, app=app, client=client))
 
 
