@@ -12,6 +12,8 @@ import re
 import zoneinfo
 from typing import Any, Final
 
+from croniter import croniter  # type: ignore[import-untyped,unused-ignore]
+
 #: Seconds in each recurrence unit.
 UNITS: Final = {"M": 60, "H": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -28,8 +30,6 @@ DEFAULT_TIMEZONE: Final = "UTC"
 DEFAULT_OVERRUN_POLICY: Final = "SKIP"
 
 _RECURRENCE = re.compile(r"([1-9][0-9]*)([MHdw])")
-# One cron field without croniter: numbers, names, ranges, steps, lists.
-_CRON_FIELD = re.compile(r"[0-9A-Za-z*?/,\-#LW]+")
 
 
 @dataclasses.dataclass(slots=True)
@@ -73,25 +73,12 @@ def recurrence_seconds(text: str) -> int:
 
 
 def check_cron(text: str) -> None:
-    """Raise ValueError naming the fix if ``text`` is not a cron expression.
-
-    croniter checks each field's range when it is installed; without it only
-    the shape (five fields of cron characters) is checked, so a value like
-    ``99`` minutes is found only when the scheduler reads it.
-    """
-    try:
-        from croniter import croniter  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        fields = text.split()
-        if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
-            raise ValueError(
-                f"cron {text!r} must have five fields: minute hour day-of-month "
-                "month day-of-week, e.g. '30 0 * * *'"
-            ) from None
-        return
-    if not croniter.is_valid(text):
+    """Raise ValueError naming the fix if ``text`` is not a five-field cron
+    expression with every field in range."""
+    if len(text.split()) != 5 or not croniter.is_valid(text):
         raise ValueError(
-            f"cron {text!r} is not a valid cron expression, e.g. '30 0 * * *'"
+            f"cron {text!r} is not a cron expression of five fields (minute hour "
+            "day-of-month month day-of-week), e.g. '30 0 * * *'"
         )
 
 
