@@ -39,6 +39,9 @@ class Application:
         self._debug = debug
         self._config: Config | None = None
         self._plugins: PluginManager | None = None
+        #: Every command the command line knows, plugins' included; set by
+        #: the command line before a command runs.
+        self.commands: frozenset[str] = frozenset()
 
     @property
     def debug(self) -> bool:

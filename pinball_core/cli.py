@@ -22,8 +22,10 @@ from typing import Final
 from pinball_core import __version__
 from pinball_core.app import Application
 from pinball_core.commands import config as config_command
+from pinball_core.commands import init as init_command
 from pinball_core.commands import master as master_command
 from pinball_core.commands import plugins as plugins_command
+from pinball_core.commands import run as run_command
 from pinball_core.commands import tokens as tokens_command
 from pinball_core.commands import workers as workers_command
 from pinball_core.commands import workflow as workflow_command
@@ -37,8 +39,10 @@ MODES: Final = ("master", "workers", "scheduler", "ui")
 #: Modules whose ``register(subparsers)`` adds the built-in commands.
 BUILTIN_COMMANDS: Final[tuple[ModuleType, ...]] = (
     config_command,
+    init_command,
     master_command,
     plugins_command,
+    run_command,
     tokens_command,
     workers_command,
     workflow_command,
@@ -204,6 +208,7 @@ def _run(argv: list[str]) -> int:
     try:
         built = _build_parser(app)
         parser = built.parser
+        app.commands = frozenset(built.commands)
 
         # The scan stops at the command, unless an option (-h) comes first.
         command = found.rest[0] if found.rest else None

@@ -1,0 +1,143 @@
+"""``pinball run``: master, scheduler, workers and UI from one command.
+
+For a laptop or a small team: every service runs as its own ``pinball``
+process, supervised, with their output in one stream. Production runs the
+same services as separate commands (``pinball -c CONFIG master`` and so on);
+nothing here behaves differently from them.
+"""
+
+import argparse
+import logging
+import signal
+import subprocess
+from types import FrameType
+from typing import Any, Final
+
+from pinball_core.supervisor import (
+    Service,
+    ServiceFailed,
+    Supervisor,
+    master_ready,
+    pinball_argv,
+)
+
+log = logging.getLogger(__name__)
+
+#: The services ``run`` can start, in start order.
+SERVICES: Final = ("master", "scheduler", "workers", "ui")
+
+# Exit code when a service cannot start.
+_FAILED: Final = 1
+
+
+def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run master, scheduler, workers and UI together",
+        description="Start the master, then the scheduler, the workers and the "
+        "UI as child processes, restart any that dies, and stop them all on "
+        "Ctrl-C or SIGTERM: running jobs finish first (Ctrl-C again, or "
+        "--abort-running, aborts them).",
+    )
+    parser.add_argument(
+        "--without",
+        action="append",
+        choices=SERVICES[1:],
+        default=[],
+        metavar="SERVICE",
+        help="do not start this service (scheduler, workers or ui); repeatable",
+    )
+    parser.add_argument(
+        "--start",
+        action="append",
+        default=[],
+        metavar="WORKFLOW",
+        help="start an instance of this workflow once everything runs; 'all' "
+        "starts every workflow the parser defines; repeatable",
+    )
+    parser.add_argument(
+        "--abort-running",
+        action="store_true",
+        help="on stop, abort running jobs instead of letting them finish",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, app: Any) -> int:
+    config = app.config
+    services = _services(args, app)
+    supervisor = Supervisor(services)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if supervisor.stopping.is_set():
+            supervisor.say("pinball", "aborting running jobs")
+        else:
+            supervisor.say(
+                "pinball", "stopping; running jobs finish first (again to abort)"
+            )
+        supervisor.request_stop(abort_jobs=args.abort_running)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    try:
+        supervisor.start()
+    except ServiceFailed as exc:
+        supervisor.say("pinball", f"cannot run: {exc}")
+        return _FAILED
+
+    for workflow in _to_start(args.start, app):
+        _start_instance(supervisor, app, workflow)
+    if "ui" in {service.name for service in services}:
+        supervisor.say(
+            "pinball", f"UI at http://{config.ui_host or 'localhost'}:{config.ui_port}"
+        )
+    return supervisor.watch()
+
+
+def _services(args: argparse.Namespace, app: Any) -> list[Service]:
+    config = app.config
+    available = app.commands or set(SERVICES)
+    services = []
+    for name in SERVICES:
+        if name in args.without:
+            continue
+        if name not in available:
+            log.warning(
+                "no %s: no installed plugin adds `pinball %s`; running without it",
+                name,
+                name,
+            )
+            continue
+        argv = pinball_argv(app.config_path, *_debug(app), name)
+        if name == "master":
+            ready = master_ready(
+                config.master_host, config.master_port, config.master_secret
+            )
+            services.append(Service(name, argv, ready))
+        elif name == "workers":
+            services.append(Service(name, argv, stop_signals=2, kill_after_sec=None))
+        else:
+            services.append(Service(name, argv))
+    return services
+
+
+def _debug(app: Any) -> list[str]:
+    return ["--debug"] if app.debug else []
+
+
+def _to_start(asked: list[str], app: Any) -> list[str]:
+    if "all" not in asked:
+        return asked
+    config = app.config
+    parser = app.plugins.make_parser(config.parser, config.parser_params)
+    rest = [name for name in asked if name != "all"]
+    return rest + [name for name in parser.workflow_names() if name not in rest]
+
+
+def _start_instance(supervisor: Supervisor, app: Any, workflow: str) -> None:
+    """Start one instance through ``pinball workflow start``, as a user would."""
+    argv = pinball_argv(app.config_path, "workflow", "start", "-w", workflow, "-f")
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    for line in (done.stdout + done.stderr).splitlines():
+        supervisor.say("start", line)

@@ -1,0 +1,293 @@
+"""Running Pinball's services as child processes of one command.
+
+``pinball run`` starts the master, then the scheduler, the workers and the UI,
+each as its own ``pinball`` process, exactly as an operator would start them
+one by one. A :class:`Supervisor` merges their output into one stream, each
+line prefixed with the service's name, restarts a service that dies (with a
+growing delay, so a service that cannot start does not spin), and stops them
+in the order that loses no work: the UI and the scheduler first, then the
+workers (which finish or abort their running jobs), the master last.
+
+Children run in their own process groups, so a Ctrl-C in the terminal reaches
+only the supervisor, which then asks each child once; a worker that received
+the terminal's SIGINT and the supervisor's SIGTERM would take the second as
+"abort the running jobs".
+"""
+
+import dataclasses
+import http.client
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import IO, Final
+
+from pinball_core.protocol import SECRET_HEADER
+
+log = logging.getLogger(__name__)
+
+#: A child that ran this long before dying restarts without delay growth.
+STABLE_AFTER_SEC: Final = 60.0
+
+#: The longest wait before restarting a child that keeps dying.
+MAX_RESTART_DELAY_SEC: Final = 30.0
+
+#: Exit code of a ``pinball`` command refused for its usage or config.
+USAGE_OR_CONFIG_EXIT: Final = 2
+
+
+@dataclasses.dataclass
+class Service:
+    """One service to run: its name and the command line that runs it.
+
+    ``ready`` tells whether a freshly started child is serving; the supervisor
+    starts the next service only then. ``stop_signals`` is how many SIGTERMs
+    a stop sends: the workers take a second one as "abort the running jobs".
+    """
+
+    name: str
+    argv: Sequence[str]
+    ready: Callable[[], bool] | None = None
+    stop_signals: int = 1
+    #: Seconds after the first SIGTERM before SIGKILL; None waits for ever
+    #: (workers finishing their jobs).
+    kill_after_sec: float | None = 30.0
+
+
+@dataclasses.dataclass
+class _Child:
+    service: Service
+    process: subprocess.Popen[bytes]
+    started: float
+    reader: threading.Thread
+    restarts: int = 0
+
+
+class ServiceFailed(Exception):
+    """A service could not start; its output said why."""
+
+
+class Supervisor:
+    """Start, watch, restart and stop a list of services.
+
+    :param services:
+        In start order; they are stopped in the reverse order.
+    :param out:
+        Where the merged output goes (default ``sys.stderr``).
+    :param ready_timeout_sec:
+        How long a service may take to become ready before start-up fails.
+    """
+
+    def __init__(
+        self,
+        services: Sequence[Service],
+        *,
+        out: IO[str] | None = None,
+        ready_timeout_sec: float = 60.0,
+    ) -> None:
+        self.services = list(services)
+        self._out = out if out is not None else sys.stderr
+        self._out_lock = threading.Lock()
+        self._ready_timeout = ready_timeout_sec
+        self._children: dict[str, _Child] = {}
+        # When each dead child may be started again.
+        self._restart_at: dict[str, float] = {}
+        self._restarts: dict[str, int] = {}
+        self.stopping = threading.Event()
+        self.abort_jobs = threading.Event()
+
+    def start(self) -> None:
+        """Start every service in order, each once the previous is ready.
+
+        :raises ServiceFailed: if one exits or is not ready in time; the ones
+            already started are stopped again.
+        """
+        for service in self.services:
+            try:
+                self._spawn(service)
+                self._wait_ready(service)
+            except ServiceFailed:
+                self.stop()
+                raise
+        names = ", ".join(service.name for service in self.services)
+        self.say("pinball", f"running: {names}")
+
+    def watch(self, poll_sec: float = 0.5) -> int:
+        """Restart dead services until :attr:`stopping` is set; then stop all.
+
+        :returns: 0, or the exit code of a service that refused its config
+            (restarting it could not help).
+        """
+        code = 0
+        while not self.stopping.wait(poll_sec):
+            code = self._restart_dead()
+            if code:
+                break
+        self.stop()
+        return code
+
+    def stop(self) -> None:
+        """Stop every running service, the last started first."""
+        self.stopping.set()
+        for service in reversed(self.services):
+            child = self._children.get(service.name)
+            if child is not None and child.process.poll() is None:
+                self.say("pinball", f"stopping {service.name}")
+                self._terminate(child)
+            self._children.pop(service.name, None)
+
+    def request_stop(self, abort_jobs: bool = False) -> None:
+        """Ask :meth:`watch` to stop everything; safe from a signal handler.
+
+        A second request while stopping aborts the workers' running jobs.
+        """
+        if abort_jobs or self.stopping.is_set():
+            self.abort_jobs.set()
+        self.stopping.set()
+
+    def say(self, name: str, line: str) -> None:
+        """Write one line of the merged stream, prefixed with ``name``."""
+        with self._out_lock:
+            self._out.write(f"{name:<9} | {line}\n")
+            self._out.flush()
+
+    # -- one child -------------------------------------------------------------
+
+    def _spawn(self, service: Service) -> None:
+        process = subprocess.Popen(
+            list(service.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+        reader = threading.Thread(
+            target=self._copy_output,
+            args=(service.name, process),
+            name=f"output-{service.name}",
+            daemon=True,
+        )
+        reader.start()
+        self._children[service.name] = _Child(
+            service, process, time.monotonic(), reader
+        )
+        log.debug("started %s as pid %d", service.name, process.pid)
+
+    def _copy_output(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            self.say(name, raw.decode(errors="backslashreplace").rstrip("\n"))
+        process.stdout.close()
+
+    def _wait_ready(self, service: Service) -> None:
+        child = self._children[service.name]
+        deadline = time.monotonic() + self._ready_timeout
+        while True:
+            code = child.process.poll()
+            if code is not None:
+                child.reader.join(timeout=5)
+                raise ServiceFailed(
+                    f"{service.name} exited with code {code} while starting; "
+                    "its output above says why"
+                )
+            if service.ready is None or service.ready():
+                return
+            if time.monotonic() > deadline:
+                self._terminate(child)
+                raise ServiceFailed(
+                    f"{service.name} was not ready after {self._ready_timeout:.0f} s"
+                )
+            time.sleep(0.1)
+
+    def _restart_dead(self) -> int:
+        now = time.monotonic()
+        for service in self.services:
+            child = self._children.get(service.name)
+            if child is not None:
+                code = child.process.poll()
+                if code is None:
+                    continue
+                child.reader.join(timeout=5)
+                del self._children[service.name]
+                ran = now - child.started
+                if code == USAGE_OR_CONFIG_EXIT and ran < STABLE_AFTER_SEC:
+                    self.say(
+                        "pinball",
+                        f"{service.name} refused its command line or config "
+                        f"(exit code {code}); stopping everything",
+                    )
+                    return code
+                count = 0 if ran >= STABLE_AFTER_SEC else self._restarts.get(
+                    service.name, 0
+                )
+                delay = min(MAX_RESTART_DELAY_SEC, 2.0**count)
+                self._restarts[service.name] = count + 1
+                self._restart_at[service.name] = now + delay
+                self.say(
+                    "pinball",
+                    f"{service.name} exited with code {code} after {ran:.0f} s; "
+                    f"restarting in {delay:.0f} s",
+                )
+                continue
+            if now >= self._restart_at.get(service.name, 0.0):
+                self._restart_at.pop(service.name, None)
+                self._spawn(service)
+                self.say("pinball", f"restarted {service.name}")
+        return 0
+
+    def _terminate(self, child: _Child) -> None:
+        """SIGTERM the child and wait for it, however long it takes.
+
+        Workers may be finishing long jobs. Once :attr:`abort_jobs` is set
+        (by the option, or by a second Ctrl-C while waiting here), a service
+        with ``stop_signals`` 2 gets its second SIGTERM and stops within its
+        grace period.
+        """
+        process = child.process
+        service = child.service
+        sent = 0
+        kill_at = None
+        if service.kill_after_sec is not None:
+            kill_at = time.monotonic() + service.kill_after_sec
+        while True:
+            limit = service.stop_signals if self.abort_jobs.is_set() else 1
+            if sent < limit:
+                process.send_signal(signal.SIGTERM)
+                sent += 1
+            try:
+                process.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if kill_at is not None and time.monotonic() > kill_at:
+                    self.say("pinball", f"{service.name} ignored SIGTERM; killing it")
+                    process.kill()
+        child.reader.join(timeout=5)
+
+
+def master_ready(host: str, port: int, secret: str | None) -> Callable[[], bool]:
+    """A readiness check: the master answers ``GET /v1/health``."""
+    headers = {} if secret is None else {SECRET_HEADER: secret}
+
+    def ready() -> bool:
+        connection = http.client.HTTPConnection(host, port, timeout=2)
+        try:
+            connection.request("GET", "/v1/health", headers=headers)
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            connection.close()
+
+    return ready
+
+
+def pinball_argv(config: str | os.PathLike[str] | None, *command: str) -> list[str]:
+    """The command line of a ``pinball`` child with this interpreter."""
+    argv = [sys.executable, "-m", "pinball_core"]
+    if config is not None:
+        argv += ["-c", os.fspath(config)]
+    return [*argv, *command]
