@@ -451,6 +451,11 @@ class Config(BaseModel):
         """The ``plugins:`` options of the plugin ``name``; empty if none."""
         return dict(self.plugins.get(name, {}))
 
+    def resolve_path(self, path: str | pathlib.Path) -> pathlib.Path:
+        """``path`` made absolute: a relative one is taken from the folder of
+        the config file, as every path in the config is."""
+        return _resolve(path, self._base_dir)
+
     def for_display(self) -> dict[str, Any]:
         """The effective values, secrets masked, ready for YAML or JSON.
 

@@ -221,8 +221,10 @@ class Supervisor:
                         f"(exit code {code}); stopping everything",
                     )
                     return code
-                count = 0 if ran >= STABLE_AFTER_SEC else self._restarts.get(
-                    service.name, 0
+                count = (
+                    0
+                    if ran >= STABLE_AFTER_SEC
+                    else self._restarts.get(service.name, 0)
                 )
                 delay = min(MAX_RESTART_DELAY_SEC, 2.0**count)
                 self._restarts[service.name] = count + 1

@@ -1,17 +1,16 @@
 """``pinball run`` and ``pinball init`` as a user runs them: real processes."""
 
-import json
 import os
 import pathlib
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from pinball_processes import RunProcess, free_port, wait_for_success
 
 from pinball_core.supervisor import Service, ServiceFailed, Supervisor
 
@@ -27,77 +26,14 @@ workflows:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-class RunProcess:
-    """``pinball -c CONFIG run`` in the background, its output collected."""
-
-    def __init__(self, config: pathlib.Path, *args: str) -> None:
-        self.config = config
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "pinball_core", "-c", str(config), "run", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        with self.process.stdout:
-            for line in self.process.stdout:
-                self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, text: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if self.process.poll() is not None:
-                self._reader.join(timeout=5)
-                if text in self.output:
-                    return
-                pytest.fail(f"run exited before {text!r}:\n{self.output}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {text!r} after {timeout} s:\n{self.output}")
-            time.sleep(0.1)
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        self.process.send_signal(signum)
-        try:
-            code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            pytest.fail(f"run did not stop after {timeout} s:\n{self.output}")
-        self._reader.join(timeout=5)
-        return code
-
-    def pinball(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pinball_core", "-c", str(self.config), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-
 @pytest.fixture
 def config(tmp_path: pathlib.Path) -> pathlib.Path:
     (tmp_path / "workflows.yaml").write_text(WORKFLOWS)
     path = tmp_path / "pinball.yaml"
     path.write_text(
         f"home: {tmp_path / 'home'}\n"
-        f"master_port: {_free_port()}\n"
-        f"ui_port: {_free_port()}\n"
+        f"master_port: {free_port()}\n"
+        f"ui_port: {free_port()}\n"
         "parser: yaml\n"
         "parser_params: {path: workflows.yaml}\n"
         "workers: 2\n"
@@ -115,24 +51,10 @@ def running(config: pathlib.Path) -> Iterator[RunProcess]:
         run.process.wait()
 
 
-def _finished(run: RunProcess, workflow: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        shown = run.pinball("workflow", "status", "-w", workflow, "--json")
-        if shown.returncode == 0:
-            instances = json.loads(shown.stdout)["instances"]
-            done = [i for i in instances if i["status"] == "SUCCESS"]
-            if done:
-                return done[0]
-        if time.monotonic() > deadline:
-            pytest.fail(f"{workflow} did not succeed:\n{shown.stdout}{shown.stderr}")
-        time.sleep(0.3)
-
-
 def test_run_starts_a_workflow_and_stops_cleanly(running: RunProcess) -> None:
     running.wait_for("started workflow hello")
 
-    instance = _finished(running, "hello")
+    instance = wait_for_success(running, "hello")
 
     assert instance["status"] == "SUCCESS"
     assert "master    |" in running.output
@@ -183,7 +105,7 @@ def test_abort_running_stops_running_jobs(config: pathlib.Path) -> None:
 
 
 def test_a_service_that_cannot_start_stops_the_run(tmp_path: pathlib.Path) -> None:
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "pinball.yaml"
     config.write_text(f"home: {tmp_path}\nmaster_port: {port}\n")
     with socket.socket() as squatter:

@@ -1,0 +1,1 @@
+"""A Pinball notifier that records events as JSON lines in a file."""

@@ -1,0 +1,93 @@
+"""Pinball's commands as child processes, the way a user runs them."""
+
+import json
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    """A loopback port free a moment ago (another process may take it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class RunProcess:
+    """``pinball -c CONFIG run`` in the background, its output collected."""
+
+    def __init__(self, config: pathlib.Path, *args: str) -> None:
+        self.config = config
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pinball_core", "-c", str(config), "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if self.process.poll() is not None:
+                self._reader.join(timeout=5)
+                if text in self.output:
+                    return
+                pytest.fail(f"run exited before {text!r}:\n{self.output}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {text!r} after {timeout} s:\n{self.output}")
+            time.sleep(0.1)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        self.process.send_signal(signum)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            pytest.fail(f"run did not stop after {timeout} s:\n{self.output}")
+        self._reader.join(timeout=5)
+        return code
+
+    def pinball(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pinball_core", "-c", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+def wait_for_success(
+    run: RunProcess, workflow: str, timeout: float = 60.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = run.pinball("workflow", "status", "-w", workflow, "--json")
+        if shown.returncode == 0:
+            instances = json.loads(shown.stdout)["instances"]
+            done = [i for i in instances if i["status"] == "SUCCESS"]
+            if done:
+                return done[0]
+        if time.monotonic() > deadline:
+            pytest.fail(f"{workflow} did not succeed:\n{shown.stdout}{shown.stderr}")
+        time.sleep(0.3)
