@@ -91,3 +91,56 @@ def wait_for_success(
         if time.monotonic() > deadline:
             pytest.fail(f"{workflow} did not succeed:\n{shown.stdout}{shown.stderr}")
         time.sleep(0.3)
+
+
+class ServiceProcess:
+    """One ``pinball -c CONFIG COMMAND`` service, killed and restarted at will.
+
+    Each start writes to a log file of its own under ``logs``, so a service
+    that misbehaves is reported with what every one of its lives said.
+    """
+
+    def __init__(
+        self, config: pathlib.Path, command: str, logs: pathlib.Path, name: str = ""
+    ) -> None:
+        self.config = config
+        self.command = command
+        self.name = name or command
+        self.logs = logs
+        self.lives = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.lives += 1
+        log = self.logs / f"{self.name}.{self.lives}.log"
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pinball_core", "-c", str(self.config)]
+                + self.command.split(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the service, as a crash would, and reap it."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL if it does not stop within ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def output(self) -> str:
+        """Everything every life of the service wrote."""
+        return "\n".join(
+            path.read_text(errors="replace")
+            for path in sorted(self.logs.glob(f"{self.name}.*.log"))
+        )

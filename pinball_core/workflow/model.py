@@ -24,6 +24,15 @@ ARCHIVE = "ARCHIVE"
 EXIT = "EXIT"
 ACTIONS = (DRAIN, ABORT, ARCHIVE, EXIT)
 
+#: How an execution's ``reason`` starts when its worker died under it.
+LOST = "lost"
+
+#: Attempts lost with their worker (a crash or a kill, not the job's own
+#: failure) are run again without using up ``max_attempts``. A job that keeps
+#: taking its worker down with it (say, by exhausting the host's memory)
+#: fails for good after this many lost attempts in a row.
+MAX_LOST_ATTEMPTS = 3
+
 
 class PayloadError(ValueError):
     """Token data that is not the payload it should be."""
@@ -104,6 +113,11 @@ class ExecutionRecord:
     def finished(self) -> bool:
         return self.end_time is not None
 
+    @property
+    def lost(self) -> bool:
+        """Whether it ended because its worker died, not by its own exit."""
+        return self.reason is not None and self.reason.startswith(LOST)
+
 
 @dataclasses.dataclass
 class Job(_Payload):
@@ -150,17 +164,33 @@ class Job(_Payload):
         return self.history[-1] if self.history else None
 
     def failures_in_a_row(self, instance: str) -> int:
-        """Failed attempts since the last success in ``instance``."""
+        """Failed attempts since the last success in ``instance``.
+
+        Attempts lost with their worker do not count: the job did not fail,
+        its worker died (see :data:`MAX_LOST_ATTEMPTS`).
+        """
         count = 0
         for record in reversed(self.history):
             if record.instance != instance or record.succeeded:
+                break
+            count += not record.lost
+        return count
+
+    def lost_in_a_row(self, instance: str) -> int:
+        """Attempts lost with their worker since the last success or failure."""
+        count = 0
+        for record in reversed(self.history):
+            if record.instance != instance or not record.lost:
                 break
             count += 1
         return count
 
     def can_retry(self, instance: str) -> bool:
         """Whether the last, failed attempt leaves another one."""
-        return self.failures_in_a_row(instance) < self.max_attempts
+        return (
+            self.failures_in_a_row(instance) < self.max_attempts
+            and self.lost_in_a_row(instance) <= MAX_LOST_ATTEMPTS
+        )
 
     def retry_delay(self, instance: str) -> float:
         """How long to wait before the next attempt, with backoff and cap."""
