@@ -45,6 +45,12 @@ log = logging.getLogger(__name__)
 # How many times a completion is recomputed after losing a race.
 _COMPLETION_ATTEMPTS = 20
 
+# How long the master holds an empty claim open. A job made runnable ends the
+# hold at once, so this costs no latency; a worker asked to stop notices only
+# between claims, so a short hold keeps stopping prompt, for one request every
+# two seconds from an idle worker.
+_CLAIM_HOLD_SEC = 2.0
+
 # Reasons starting with this mean the job was stopped on purpose: no retry.
 _ABORTED = "aborted"
 
@@ -215,7 +221,7 @@ class Worker:
         return self._global
 
     def _claim(self) -> Token | None:
-        wait = min(self.settings.poll_sec, 30.0)
+        wait = min(self.settings.poll_sec, _CLAIM_HOLD_SEC)
         claimed = self.client.query_and_own(
             self.name,
             names.WORKFLOW_PREFIX,
