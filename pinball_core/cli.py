@@ -26,6 +26,7 @@ from pinball_core.commands import init as init_command
 from pinball_core.commands import master as master_command
 from pinball_core.commands import plugins as plugins_command
 from pinball_core.commands import run as run_command
+from pinball_core.commands import scheduler as scheduler_command
 from pinball_core.commands import tokens as tokens_command
 from pinball_core.commands import workers as workers_command
 from pinball_core.commands import workflow as workflow_command
@@ -43,6 +44,7 @@ BUILTIN_COMMANDS: Final[tuple[ModuleType, ...]] = (
     master_command,
     plugins_command,
     run_command,
+    scheduler_command,
     tokens_command,
     workers_command,
     workflow_command,

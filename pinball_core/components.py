@@ -9,7 +9,8 @@ version should expect methods to be added, not changed. The store contract is
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from pinball_core.token import Token
@@ -104,30 +105,77 @@ class Executor(Protocol):
 
 
 class OverrunDecision(enum.StrEnum):
-    """What to do when a schedule fires while earlier instances still run."""
+    """What to do with a schedule's run that is due."""
 
-    #: Start the new instance next to the running ones.
+    #: Start the new instance, next to any running ones.
     START = "START"
     #: Drop this run; the schedule fires again at its next time.
     SKIP = "SKIP"
     #: Keep this run pending and ask again later.
     DELAY = "DELAY"
-    #: Abort the running instances, then start the new one.
+    #: Abort the running instances, then start the new one once they stopped.
     ABORT_RUNNING = "ABORT_RUNNING"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FinishedInstance:
+    """An instance that ended: its id, ``SUCCESS``, ``FAILURE`` or
+    ``ABORTED``, and when it ended (seconds since the epoch)."""
+
+    instance: str
+    status: str
+    end: float | None
+
+
+def _nothing_finished() -> FinishedInstance | None:
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class OverrunContext:
+    """What an overrun policy is told about a run that is due.
+
+    ``running`` are the workflow's running instances as the status code
+    sees them at ``now``, read from the master for this decision, never from
+    a cache. ``scheduled_time`` is the slot the run is for.
+    """
+
+    workflow: str
+    scheduled_time: float
+    now: float
+    running: tuple[str, ...] = ()
+    max_running_instances: int = 1
+    #: Reads the last finished instance; called at most once, on first use
+    #: of :attr:`last_finished`, since it may read the store's archive.
+    find_last_finished: Callable[[], FinishedInstance | None] = dataclasses.field(
+        default=_nothing_finished, repr=False, compare=False
+    )
+
+    @functools.cached_property
+    def last_finished(self) -> FinishedInstance | None:
+        """The instance of the workflow that ended last, or None if none has."""
+        return self.find_last_finished()
+
+    @property
+    def limit_reached(self) -> bool:
+        """Whether ``max_running_instances`` are running: no start is allowed."""
+        return len(self.running) >= self.max_running_instances
 
 
 @runtime_checkable
 class OverrunPolicy(Protocol):
-    """Decides whether a schedule that fires may start a new instance."""
+    """Decides what a schedule does with a run that is due.
 
-    def decide(
-        self, running_instances: int, *, last_instance_failed: bool = False
-    ) -> OverrunDecision:
-        """The decision for a run, given how many instances are running now.
+    The scheduler asks :meth:`decide` each time it looks at the run, so a
+    DELAY is asked again later with fresh facts. Whatever the decision, the
+    scheduler never starts more than ``max_running_instances``: when a START
+    would exceed it, it calls the policy's optional ``at_limit(context)``,
+    which returns DELAY (the default when a policy lacks it) or SKIP, and
+    reports the refusal (``pinball_schedule_refused``) once for that run.
+    """
 
-        ``last_instance_failed`` tells whether the most recent finished
-        instance of the workflow failed, for policies that wait for success.
-        """
+    def decide(self, context: OverrunContext) -> OverrunDecision:
+        """The decision for the run ``context`` describes."""
         ...
 
 

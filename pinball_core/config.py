@@ -288,11 +288,37 @@ class Config(BaseModel):
         default=3, description="running instances per workflow unless its schedule says"
     )
 
+    # -- Scheduler
+    scheduler_poll_sec: Seconds = Field(
+        default=30,
+        description="how often the scheduler reads the schedules to see new and "
+        "changed ones; runs start when due, not at this period",
+    )
+    scheduler_delay_sec: Seconds = Field(
+        default=60,
+        description="how long a run held back (DELAY, DELAY_UNTIL_SUCCESS, the "
+        "running-instance cap) waits before the scheduler asks again",
+    )
+
     # -- UI
     ui_host: OptionalText = Field(
         default=None, description="UI host name; None: localhost"
     )
     ui_port: Port = Field(default=8080, description="UI listen port")
+    # Checked in detail by the UI plugin, which names the bad entry.
+    ui_users: Options = Field(
+        default_factory=dict,
+        description="UI users: name to {role: viewer|operator|admin, "
+        "password_hash: Argon2id hash}; none: the UI serves localhost only",
+    )
+    ui_trusted_header: OptionalText = Field(
+        default=None,
+        description="request header in which a reverse proxy names the user",
+    )
+    ui_cookie_secret: OptionalText = Field(
+        default=None,
+        description="signs UI login cookies; unset: a new one each start",
+    )
 
     # -- Store
     store: OptionalText = Field(

@@ -3,7 +3,9 @@
 A plugin is an object (a module, or an instance of a class named by an entry
 point) whose functions are marked with :data:`pinball_core.hookimpl` and named
 after the hooks below. Every hook is named ``pinball_*`` and takes keyword
-arguments only; an implementation may accept any subset of them.
+arguments only; an implementation may accept any subset of them. A parameter
+added to a hook later has a default, which pluggy passes when a caller
+written before it leaves it out.
 
 Hooks come in two shapes:
 
@@ -28,6 +30,8 @@ from typing import Any
 from pinball_core import hookspec
 from pinball_core.components import Executor, Notification, OverrunPolicy, Parser
 from pinball_core.store import Store
+from pinball_core.workflow.model import Job
+from pinball_core.workflow.status import InstanceSummary
 
 # -------------------------------------------------------------------------
 # Configuration hooks, called on every plugin
@@ -215,11 +219,12 @@ def pinball_job_failed(
     exit_code: int | None,
     reason: str,
     will_retry: bool,
+    payload: Job | None = None,
 ) -> None:
     """An execution of a job failed: a non-zero exit, or it could not run.
 
-    Called in the worker once the failure is recorded in the master. A
-    timed-out execution gets :func:`pinball_job_timed_out` instead.
+    Called in the worker once the failure is recorded in the master, also
+    for an execution killed at its ``abort_timeout_sec`` or by an ABORT.
 
     :param workflow: The workflow name.
     :param instance: The workflow instance id.
@@ -229,34 +234,56 @@ def pinball_job_failed(
         killed by a signal.
     :param reason: One readable line saying why it failed.
     :param will_retry: Whether the job has retries left and will run again.
+    :param payload: The job as recorded: its definition (command, emails,
+        timeouts) and history, this execution last. None from callers
+        older than this parameter. Read it in the call; the worker goes on
+        using it afterwards.
     """
 
 
 @hookspec
 def pinball_job_timed_out(
-    workflow: str, instance: str, job: str, execution: int, timeout: float
+    workflow: str,
+    instance: str,
+    job: str,
+    execution: int,
+    timeout: float,
+    payload: Job | None = None,
 ) -> None:
-    """An execution of a job ran longer than its timeout and was aborted.
+    """An execution of a job has run longer than its ``warn_timeout_sec``.
 
-    Called in the worker after the execution was stopped and recorded.
+    Called once per execution by the worker running it, as soon as it notices;
+    the job goes on running. An execution stopped at its ``abort_timeout_sec``
+    is reported by :func:`pinball_job_failed`.
 
     :param workflow: The workflow name.
     :param instance: The workflow instance id.
     :param job: The job name within the workflow.
     :param execution: The execution number, as in :func:`pinball_job_started`.
-    :param timeout: The job's timeout in seconds.
+    :param timeout: The job's warn timeout in seconds.
+    :param payload: The job as recorded so far, this execution last, as in
+        :func:`pinball_job_failed`.
     """
 
 
 @hookspec
-def pinball_instance_finished(workflow: str, instance: str, status: str) -> None:
-    """A workflow instance ended and its tokens were archived.
+def pinball_instance_finished(
+    workflow: str,
+    instance: str,
+    status: str,
+    summary: InstanceSummary | None = None,
+) -> None:
+    """A workflow instance ended: no job of it can run any more.
 
-    Called once per instance by the worker that archived it.
+    Called once per end, by the worker that marked the instance finished,
+    before its tokens move to the archive. An instance retried afterwards
+    ends, and is reported, again.
 
     :param workflow: The workflow name.
     :param instance: The workflow instance id.
-    :param status: How it ended: ``succeeded``, ``failed`` or ``aborted``.
+    :param status: How it ended: ``SUCCESS``, ``FAILURE`` or ``ABORTED``.
+    :param summary: The instance and each of its jobs as they ended, or None
+        from callers older than this parameter.
     """
 
 
@@ -269,39 +296,51 @@ def pinball_instance_finished(workflow: str, instance: str, status: str) -> None
 def pinball_schedule_fired(workflow: str, instance: str, scheduled_time: float) -> None:
     """A schedule started a new instance of its workflow.
 
-    Called by the scheduler after the instance's tokens were posted.
+    Called by the scheduler once the instance's tokens, the record of the
+    slot it runs for and the schedule's next run were stored, in one change.
+    A scheduler that dies right after that change does not call it: the
+    hook is called at most once per run.
 
     :param workflow: The workflow name.
     :param instance: The id of the new instance.
-    :param scheduled_time: When the run was due, in seconds since the epoch.
+    :param scheduled_time: The slot the run is for, in seconds since the
+        epoch; a run started late (delayed, or after the scheduler was down)
+        still has its slot here.
     """
 
 
 @hookspec
 def pinball_schedule_skipped(workflow: str, scheduled_time: float, reason: str) -> None:
-    """A schedule was due but its overrun policy dropped this run.
+    """A run of a schedule was dropped: it will not start.
 
-    Called by the scheduler when the policy decided
-    :attr:`~pinball_core.components.OverrunDecision.SKIP`; the schedule moves
-    on to its next time. A run the policy delays is not reported until it
-    fires or is skipped.
+    Called by the scheduler when the overrun policy decided
+    :attr:`~pinball_core.components.OverrunDecision.SKIP` for a run, and
+    once for each stretch of runs missed while no scheduler ran (catch-up
+    off, or beyond ``max_catchup``), with the first of them. The schedule
+    moves on to its next time. A run the policy delays is not reported until
+    it fires or is skipped.
 
     :param workflow: The workflow name.
-    :param scheduled_time: When the run was due, in seconds since the epoch.
+    :param scheduled_time: The slot of the dropped run (the first one of a
+        stretch), in seconds since the epoch.
     :param reason: One readable line, e.g. how many instances were running.
     """
 
 
 @hookspec
 def pinball_schedule_refused(workflow: str, scheduled_time: float, reason: str) -> None:
-    """A schedule was due but could not start an instance.
+    """A run of a schedule is due but cannot start; someone should look.
 
-    Called by the scheduler when the workflow cannot be started at all, for
-    example because the parser rejects its definition or it no longer exists.
-    Unlike :func:`pinball_schedule_skipped`, this is an error an operator
-    should look at.
+    Called by the scheduler once per run (per slot), however often it asks
+    again, when the run is held back by something other than a running
+    instance: the workflow is at its ``max_running_instances`` cap, the
+    parser cannot build it or no longer defines it, its overrun policy
+    cannot be loaded, the policy waits although nothing runs (such as
+    DELAY_UNTIL_SUCCESS after a failed instance), or the schedule token
+    itself is unusable. The run stays pending (or, if the policy says so at
+    the cap, is skipped) and starts by itself once the cause is gone.
 
     :param workflow: The workflow name.
-    :param scheduled_time: When the run was due, in seconds since the epoch.
+    :param scheduled_time: The slot of the run, in seconds since the epoch.
     :param reason: One readable line saying why.
     """

@@ -60,6 +60,13 @@ GROUPS: Final[Mapping[str, str]] = {
     "plugin": "pinball.plugins",
 }
 
+#: Parser names of the original Pinball's configs, and the parser they mean:
+#: its class path, and the one its README printed.
+PARSER_ALIASES: Final[Mapping[str, str]] = {
+    "pinball_ext.workflow.parser.PyWorkflowParser": "python",
+    "pinball_ext.workflows.parser.PyWorkflowParser": "python",
+}
+
 #: Kinds that :meth:`PluginManager.load_component` loads one of, by name.
 COMPONENT_KINDS: Final = ("store", "parser", "executor", "overrun_policy", "notifier")
 
@@ -295,10 +302,14 @@ class PluginManager:
         return cast(Store, store)
 
     def make_parser(self, name: str, params: Mapping[str, Any] | None = None) -> Parser:
-        """Make the workflow parser ``name`` with the config's ``parser_params``."""
+        """Make the workflow parser ``name`` with the config's ``parser_params``.
+
+        The original's dotted parser names (:data:`PARSER_ALIASES`) make the
+        registered ``python`` parser.
+        """
         parser = self._make(
             "parser",
-            name,
+            PARSER_ALIASES.get(name, name),
             "pinball_make_parser",
             {"params": dict(params or {})},
             Parser,

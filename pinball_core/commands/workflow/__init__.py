@@ -16,10 +16,12 @@ from typing import Any, Final
 from pinball_core.app import Application
 from pinball_core.commands.workflow import (
     cleanup,
+    definitions,
     jobs,
     lifecycle,
     poison,
     rerun,
+    scheduling,
     show,
     signalling,
 )
@@ -78,6 +80,21 @@ _OPTIONS: Final[dict[str, tuple[tuple[str, ...], dict[str, Any]]]] = {
         },
     ),
     "json": (("--json",), {"action": "store_true", "help": "print JSON"}),
+    "count": (
+        ("-n", "--count"),
+        {
+            "metavar": "N",
+            "type": int,
+            "help": f"how many run times (default: {scheduling.DEFAULT_COUNT})",
+        },
+    ),
+    "remove_missing": (
+        ("--remove-missing",),
+        {
+            "action": "store_true",
+            "help": "also remove schedules the definitions no longer have",
+        },
+    ),
 }
 
 _FLAG: Final = {key: flags[0] for key, (flags, _) in _OPTIONS.items()}
@@ -198,6 +215,26 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "show every workflow with its instances",
         optional=("json",),
     ),
+    Command(
+        "reschedule",
+        scheduling.reschedule,
+        "write schedules from the definitions (all workflows, or -w)",
+        optional=("workflow", "remove_missing"),
+    ),
+    Command(
+        "unschedule",
+        scheduling.unschedule,
+        "remove a workflow's schedule; its running instances go on",
+        required=("workflow",),
+        asks=True,
+    ),
+    Command(
+        "next",
+        scheduling.next_runs,
+        "show a workflow's next run times in its time zone and in UTC",
+        required=("workflow",),
+        optional=("count", "json"),
+    ),
 )
 
 
@@ -226,6 +263,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         )
         _add_options(sub, options, suppress=True)
         sub.set_defaults(handler=functools.partial(run, command))
+    # validate and graph read definitions in this process, without a master.
+    definitions.register(commands)
 
 
 def run(command: Command, args: argparse.Namespace, app: Application) -> int:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from pinball_core.workflow import names
+from pinball_core.workflow import definition, names
 
 from pinball_parser_yaml import schedule as schedules
 from pinball_parser_yaml.loader import Mark, MarkedDict, MarkedList
@@ -23,9 +23,9 @@ from pinball_parser_yaml.problems import Problem, did_you_mean
 log = logging.getLogger(__name__)
 
 #: A condition job retries this often unless it says otherwise.
-CONDITION_MAX_ATTEMPTS: Final = 10
+CONDITION_MAX_ATTEMPTS: Final = definition.CONDITION_MAX_ATTEMPTS
 #: And waits this long between tries.
-CONDITION_RETRY_DELAY_SEC: Final = 300.0
+CONDITION_RETRY_DELAY_SEC: Final = definition.CONDITION_RETRY_DELAY_SEC
 
 _CALLABLE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", re.ASCII)
 _WHAT = ("command", "python", "condition")
@@ -148,6 +148,8 @@ _SCHEDULE_KEYS: Final = (
     "timezone",
     "overrun_policy",
     "max_running_instances",
+    "catchup",
+    "max_catchup",
 )
 
 
@@ -365,9 +367,9 @@ class _FileReader:
             )
         recurrence = self.value(data, "recurrence", _text)
         if recurrence is not None:
-            schedule.recurrence_sec = self.value(
-                data, "recurrence", schedules.recurrence_seconds
-            )
+            when = self.value(data, "recurrence", schedules.check_recurrence)
+            if when is not None:
+                schedule.set_recurrence(when)
         cron = self.value(data, "cron", _text)
         if cron is not None and self.value(data, "cron", _cron) is not None:
             schedule.cron = cron
@@ -386,6 +388,8 @@ class _FileReader:
         schedule.max_running_instances = self.value(
             data, "max_running_instances", _attempts
         )
+        schedule.catchup = bool(self.value(data, "catchup", _flag))
+        schedule.max_catchup = self.value(data, "max_catchup", _attempts)
         return schedule
 
 

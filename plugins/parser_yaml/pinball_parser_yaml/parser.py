@@ -6,9 +6,8 @@ import pathlib
 from collections.abc import Mapping
 
 from pinball_core.token import Token
-from pinball_core.workflow import instance as instances
 from pinball_core.workflow import names
-from pinball_core.workflow.model import Job
+from pinball_core.workflow.definition import instance_tokens
 
 from pinball_parser_yaml import graph, loader
 from pinball_parser_yaml.definitions import WorkflowDef, read_workflows
@@ -61,11 +60,7 @@ class YamlParser:
                 f"workflow {workflow} cannot start; fix its definition:\n{listed}"
             )
 
-        jobs = {name: _job(definition, name) for name in definition.jobs}
-        tokens: list[Token] = instances.instance_tokens(
-            workflow, instance, jobs, graph.priorities(definition)
-        )
-        return tokens
+        return instance_tokens(workflow, instance, definition.jobs, definition.emails)
 
     def schedule_token(self, workflow: str) -> Token | None:
         """The unowned schedule token of ``workflow``, or None if unscheduled."""
@@ -164,28 +159,6 @@ def _read_file(file: pathlib.Path) -> tuple[list[WorkflowDef], list[Problem]]:
     except loader.YamlLoadError as exc:
         return [], [Problem(str(file), exc.line, exc.column, exc.reason)]
     return read_workflows(str(file), data)
-
-
-def _job(definition: WorkflowDef, name: str) -> Job:
-    """A fresh job payload; building tokens fills in its edges and events."""
-    job = definition.jobs[name]
-    emails = list(dict.fromkeys(definition.emails + job.emails))
-    return Job(
-        name=name,
-        kind=job.kind,
-        command=job.command,
-        condition=job.condition,
-        inputs=list(job.depends_on),
-        outputs=[],
-        emails=emails,
-        max_attempts=job.max_attempts,
-        retry_delay_sec=job.retry_delay_sec,
-        retry_backoff=job.retry_backoff,
-        max_retry_delay_sec=job.max_retry_delay_sec,
-        warn_timeout_sec=job.warn_timeout_sec,
-        abort_timeout_sec=job.abort_timeout_sec,
-        disabled=job.disabled,
-    )
 
 
 def make(params: Mapping[str, object], base_dir: pathlib.Path | None) -> YamlParser:

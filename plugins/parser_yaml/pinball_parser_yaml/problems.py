@@ -1,8 +1,10 @@
 """One problem found in a workflow file, and where it is."""
 
 import dataclasses
-import difflib
-from collections.abc import Iterable
+
+from pinball_core.workflow.definition import did_you_mean
+
+__all__ = ["Problem", "did_you_mean"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,9 +31,3 @@ class Problem:
             parts.append(f"job {self.job}")
         context = f" {', '.join(parts)}:" if parts else ""
         return f"{where}:{context} {self.reason}"
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A ``; did you mean 'x'?`` hint for a misspelt ``word``, or nothing."""
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,179 @@
+"""``reschedule``, ``unschedule`` and ``next``: a workflow's schedule by hand."""
+
+import datetime
+import json
+import sys
+from typing import Any, Final
+
+from pinball_core.commands.workflow._shared import (
+    Context,
+    WorkflowCommandError,
+    plural,
+    say,
+)
+from pinball_core.scheduler import reschedule as schedules
+from pinball_core.scheduler.history import format_slot
+from pinball_core.scheduler.recurrence import aware_time, zone_of
+from pinball_core.scheduler.spec import Schedule, ScheduleError
+from pinball_core.scheduler.timeline import upcoming
+from pinball_core.workflow import names
+
+#: Run times ``next`` shows without ``-n``.
+DEFAULT_COUNT: Final = 5
+
+#: The most run times ``next`` shows.
+MAX_COUNT: Final = 1000
+
+
+def reschedule(ctx: Context) -> int:
+    """Write schedule tokens from the definitions, keeping each one's place
+    when its cadence is unchanged; report (and with ``--remove-missing``
+    remove) schedules the definitions no longer have."""
+    parser = ctx.make_parser()
+    try:
+        result = schedules.reschedule(
+            ctx.client,
+            parser,
+            ctx.now,
+            workflow=ctx.args.workflow,
+            remove_missing=bool(ctx.args.remove_missing),
+            check_policy=ctx.app.plugins.make_overrun_policy,
+        )
+    except schedules.RescheduleError as exc:
+        raise WorkflowCommandError(str(exc)) from None
+
+    for change in result.changes:
+        say(_describe_change(change))
+    stale = result.of("stale")
+    if stale:
+        say(
+            f"{plural(len(stale), 'schedule')} kept for workflows the definitions no "
+            "longer schedule; `pinball workflow reschedule --remove-missing` "
+            "removes them"
+        )
+    for problem in result.problems:
+        print(f"pinball: error: {problem}", file=sys.stderr)
+    if not result.changes and not result.problems:
+        say("no workflow in the definitions has a schedule")
+    return 1 if result.problems else 0
+
+
+def unschedule(ctx: Context) -> int:
+    """Remove the workflow's schedule token; running instances go on."""
+    schedule = _read(ctx)
+    next_run = schedule.state.next_run
+    when = "" if next_run is None else f", next run {_slot(schedule, next_run)}"
+    if not ctx.confirm(
+        f"unschedule workflow {ctx.workflow} ({schedule.spec.describe()}{when})?"
+    ):
+        say("nothing changed")
+        return 0
+    try:
+        removed = schedules.unschedule(ctx.client, ctx.workflow)
+    except schedules.RescheduleError as exc:
+        raise WorkflowCommandError(str(exc)) from None
+    if not removed:
+        raise WorkflowCommandError(f"workflow {ctx.workflow} has no schedule any more")
+    say(
+        f"removed the schedule of workflow {ctx.workflow} "
+        f"({names.schedule_name(ctx.workflow)}); running instances go on"
+    )
+    return 0
+
+
+def next_runs(ctx: Context) -> int:
+    """Show the workflow's next run times in its time zone and in UTC, as the
+    scheduler will compute them."""
+    count = DEFAULT_COUNT if ctx.args.count is None else ctx.args.count
+    if not 1 <= count <= MAX_COUNT:
+        raise WorkflowCommandError(f"-n must be from 1 to {MAX_COUNT}, got {count}")
+    schedule = _read(ctx)
+    spec, state = schedule.spec, schedule.state
+    runs = upcoming(schedule, ctx.now, count)
+    zone = zone_of(spec.timezone)
+    cap = spec.max_running_instances
+
+    if ctx.args.json:
+        body: dict[str, Any] = {
+            "workflow": ctx.workflow,
+            "schedule": spec.to_data(),
+            "cadence": schedule.recurrence().describe(),
+            "delayed_since": state.delayed_since,
+            "runs": [
+                {
+                    "time": run,
+                    "local": aware_time(run, zone).isoformat(),
+                    "utc": aware_time(run, zone).astimezone(datetime.UTC).isoformat(),
+                    "due": run <= ctx.now,
+                }
+                for run in runs
+            ],
+        }
+        print(json.dumps(body, indent=2))
+        return 0
+
+    default = ctx.app.config.default_max_workflow_running_instances
+    limit = f"at most {cap} running" if cap else f"at most {default} running (default)"
+    say(
+        f"workflow {ctx.workflow}: {schedule.recurrence().describe()}, overrun policy "
+        f"{spec.overrun_policy}, {limit}" + (", catch-up on" if spec.catchup else "")
+    )
+    if state.delayed_since is not None:
+        say(f"  its due run has waited since {_slot(schedule, state.delayed_since)}")
+    if not runs:
+        say("  no further runs")
+        return 0
+    rows = [(f"LOCAL ({spec.timezone})", "UTC", "")]
+    for run in runs:
+        local = aware_time(run, zone)
+        utc = local.astimezone(datetime.UTC)
+        rows.append(
+            (
+                local.strftime("%Y-%m-%d %H:%M:%S %Z (%z)"),
+                utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                "due now" if run <= ctx.now else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        say("  " + "  ".join(cells).rstrip())
+    return 0
+
+
+def _read(ctx: Context) -> Schedule:
+    try:
+        found = schedules.read_schedule(ctx.client, ctx.workflow)
+    except ScheduleError as exc:
+        raise WorkflowCommandError(
+            f"{exc}; rewrite it with `pinball workflow reschedule -w {ctx.workflow}`"
+        ) from None
+    if found is None:
+        raise WorkflowCommandError(
+            f"workflow {ctx.workflow} has no schedule; `pinball workflow reschedule "
+            f"-w {ctx.workflow}` writes it from the definitions"
+        )
+    return found[1]
+
+
+def _slot(schedule: Schedule, moment: float) -> str:
+    return format_slot(moment, schedule.spec.timezone)
+
+
+def _describe_change(change: schedules.Change) -> str:
+    when = (
+        "none"
+        if change.next_run is None
+        else format_slot(change.next_run, change.timezone)
+    )
+    if change.action == "added":
+        return f"{change.workflow}: scheduled, first run {when}"
+    if change.action == "replaced":
+        return f"{change.workflow}: rescheduled ({change.detail}), next run {when}"
+    if change.action == "updated":
+        return f"{change.workflow}: settings updated, next run kept: {when}"
+    if change.action == "unchanged":
+        return f"{change.workflow}: unchanged, next run {when}"
+    if change.action == "removed":
+        return f"{change.workflow}: schedule removed ({change.detail})"
+    return f"{change.workflow}: has a schedule, but {change.detail}; kept"
