@@ -75,6 +75,7 @@ class Chores:
             workflow=workflow,
             instance=instance,
             status=status,
+            summary=summary,
         )
 
     def _has_ready_job(self, workflow: str, instance: str) -> bool:

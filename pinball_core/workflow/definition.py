@@ -237,11 +237,16 @@ def priorities(jobs: Mapping[str, JobDefinition]) -> dict[str, float]:
 # -- Payloads and tokens -------------------------------------------------------
 
 
-def job_payload(job: JobDefinition, workflow_emails: Sequence[str] = ()) -> Job:
+def job_payload(
+    job: JobDefinition,
+    workflow_emails: Sequence[str] = (),
+    python_path: Sequence[str] = (),
+) -> Job:
     """A fresh job payload; building tokens fills in its outputs and events.
 
     The job is told about failures by the workflow's addresses and its own,
-    each once, the workflow's first.
+    each once, the workflow's first. ``python_path`` lists folders its
+    processes import from (see :attr:`Job.python_path`).
     """
     return Job(
         name=job.name,
@@ -258,6 +263,7 @@ def job_payload(job: JobDefinition, workflow_emails: Sequence[str] = ()) -> Job:
         warn_timeout_sec=job.warn_timeout_sec,
         abort_timeout_sec=job.abort_timeout_sec,
         disabled=job.disabled,
+        python_path=list(python_path),
     )
 
 
@@ -267,13 +273,18 @@ def instance_tokens(
     jobs: Mapping[str, JobDefinition],
     workflow_emails: Sequence[str] = (),
     job_priorities: Mapping[str, float] | None = None,
+    python_path: Sequence[str] = (),
 ) -> list[Token]:
     """The job tokens of a new ``instance`` of a checked workflow.
 
-    ``job_priorities`` defaults to :func:`priorities`. Raises ValueError
-    naming the job when a name or an edge is wrong.
+    ``job_priorities`` defaults to :func:`priorities`; ``python_path`` goes
+    to every job (:attr:`Job.python_path`). Raises ValueError naming the job
+    when a name or an edge is wrong.
     """
-    payloads = {name: job_payload(job, workflow_emails) for name, job in jobs.items()}
+    payloads = {
+        name: job_payload(job, workflow_emails, python_path)
+        for name, job in jobs.items()
+    }
     if job_priorities is None:
         job_priorities = priorities(jobs)
     tokens: list[Token] = instances.instance_tokens(

@@ -145,6 +145,10 @@ class Job(_Payload):
     warn_timeout_sec: float | None = None
     abort_timeout_sec: float | None = None
     disabled: bool = False
+    #: Folders put in front of ``PYTHONPATH`` for the job's processes, so a
+    #: Python callable (or a script) imports modules kept beside its workflow
+    #: definitions without installing them on every worker.
+    python_path: list[str] = dataclasses.field(default_factory=list)
     history: list[ExecutionRecord] = dataclasses.field(default_factory=list)
     #: Events consumed to make the job runnable, for its next execution.
     events: list[dict[str, Any]] = dataclasses.field(default_factory=list)

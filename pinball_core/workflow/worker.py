@@ -324,7 +324,7 @@ class Worker:
             execution=execution,
             kind=job.kind,
             command=record.info,
-            env=self._environment(workflow, instance, job_name, execution),
+            env=self._environment(workflow, instance, job_name, execution, job),
             log_dir=os.path.join(self.settings.logs_dir, workflow, instance),
         )
         try:
@@ -375,6 +375,7 @@ class Worker:
                     job=job_name,
                     execution=len(job.history) - 1,
                     timeout=job.warn_timeout_sec,
+                    payload=job,
                 )
             if stopped is None:
                 stopped = self._reason_to_stop(job, elapsed, workflow, instance)
@@ -629,7 +630,7 @@ class Worker:
     # -- Helpers ------------------------------------------------------------
 
     def _environment(
-        self, workflow: str, instance: str, job: str, execution: int
+        self, workflow: str, instance: str, job: str, execution: int, payload: Job
     ) -> dict[str, str]:
         env = {
             "PINBALL_WORKFLOW": workflow,
@@ -637,6 +638,10 @@ class Worker:
             "PINBALL_JOB": job,
             "PINBALL_EXECUTION": str(execution),
         }
+        if payload.python_path:
+            inherited = os.environ.get("PYTHONPATH")
+            folders = [*payload.python_path, *([inherited] if inherited else [])]
+            env["PYTHONPATH"] = os.pathsep.join(folders)
         if self.settings.base_url:
             env["PINBALL_BASE_URL"] = self.settings.base_url
         return env
@@ -665,6 +670,7 @@ class Worker:
                 exit_code=record.exit_code,
                 reason=record.reason or "",
                 will_retry=will_retry,
+                payload=job,
             )
 
     def _call(self, hook_name: str, **kwargs: Any) -> None:

@@ -88,8 +88,26 @@ class PythonParser:
                 f"workflow {workflow} cannot start; fix its definition:\n{listed}"
             )
         return definition.instance_tokens(
-            workflow, instance, found.jobs, found.emails, found.priorities
+            workflow,
+            instance,
+            found.jobs,
+            found.emails,
+            found.priorities,
+            python_path=self.python_path,
         )
+
+    @property
+    def python_path(self) -> list[str]:
+        """Where the jobs' processes import from: where the parser does.
+
+        The job repository first, then the base folder, so a callable named
+        by a workflow imports on a worker as it did here.
+        """
+        folders = [str(self.base_dir)]
+        repo_dir = self.params.get(legacy.REPO_DIR)
+        if repo_dir:
+            folders.insert(0, str(repo_dir))
+        return list(dict.fromkeys(folders))
 
     def schedule_token(self, workflow: str) -> Token | None:
         """The unowned schedule token of ``workflow``, or None if unscheduled."""

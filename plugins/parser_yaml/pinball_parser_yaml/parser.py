@@ -60,7 +60,16 @@ class YamlParser:
                 f"workflow {workflow} cannot start; fix its definition:\n{listed}"
             )
 
-        return instance_tokens(workflow, instance, definition.jobs, definition.emails)
+        # Python jobs import from the folder of their workflow's file, as
+        # scripts kept beside it are found there.
+        folder = str(pathlib.Path(definition.file).resolve().parent)
+        return instance_tokens(
+            workflow,
+            instance,
+            definition.jobs,
+            definition.emails,
+            python_path=[folder],
+        )
 
     def schedule_token(self, workflow: str) -> Token | None:
         """The unowned schedule token of ``workflow``, or None if unscheduled."""

@@ -89,3 +89,43 @@ workflows:
     assert set(finished) == {"extract", "transform", "wait_for_input", "load"}
     for job in finished.values():
         assert job.last is not None and job.last.exit_code == 0
+
+
+def test_python_job_imports_a_module_kept_beside_its_workflow_file(
+    master: MasterThread, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker's own environment does not know the folder: only the job's
+    # python_path can make the module importable.
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    out = tmp_path / "called"
+    (folder / "beside_jobs.py").write_text(
+        "import pathlib\n"
+        "def run():\n"
+        f"    pathlib.Path({str(out)!r}).write_text('called')\n"
+    )
+    definition = folder / "flows.yaml"
+    definition.write_text(
+        "workflows:\n  beside:\n    jobs:\n      call: {python: 'beside_jobs:run'}\n"
+    )
+    parser = YamlParser(definition)
+    assert parser.validate() == []
+
+    client = master.client()
+    client.modify(parser.instance_tokens("beside", "1"))
+    hooks = HookRecorder()
+    settings = WorkerSettings(
+        lease_sec=30, poll_sec=0.5, logs_dir=str(tmp_path / "logs"), tick_sec=0.1
+    )
+    worker = Worker(client, LocalExecutor(), settings, hook=hooks)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert wait_finished(hooks, "beside", "1") == "SUCCESS"
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+    assert out.read_text() == "called"
