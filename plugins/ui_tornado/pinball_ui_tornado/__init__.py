@@ -1,0 +1,1 @@
+"""Pinball web UI."""
