@@ -2,6 +2,8 @@
 
 import pathlib
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -57,3 +59,27 @@ def test_corrupt_file_is_a_store_error(tmp_path: pathlib.Path) -> None:
     with pytest.raises(StoreError, match="cannot prepare the store"):
         store.initialize()
     assert path.read_bytes().startswith(b"this is not a database")
+
+
+def test_processes_racing_to_create_a_new_store_all_succeed(
+    tmp_path: pathlib.Path,
+) -> None:
+    # `pinball run` starts the master and the UI together on a new store.
+    script = (
+        "import sys\n"
+        "from pinball_core.stores.sqlite import SqliteStore\n"
+        "store = SqliteStore(sys.argv[1])\n"
+        "store.initialize()\n"
+        "store.close()\n"
+    )
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    racers = [
+        subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+
+    failures = [r.stderr.read() for r in racers if r.wait(timeout=60) != 0]
+    for racer in racers:
+        racer.stderr.close()
+
+    assert failures == []
