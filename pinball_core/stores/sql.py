@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 _CHUNK = 500
 
 
+# Tries at preparing the schema, for processes racing to create it.
+_INITIALIZE_ATTEMPTS = 5
+
+
 class SqlStore(Store):
     """Tokens in three tables: active, archived, and applied request ids."""
 
@@ -36,12 +40,22 @@ class SqlStore(Store):
         return self._engine
 
     def initialize(self) -> None:
-        try:
-            schema.migrate(self._engine)
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(
-                f"cannot prepare the store at {self.display_url}: {_reason(exc)}"
-            ) from exc
+        # Several processes may open a new store at once (`pinball run`
+        # starts the master and the UI together). The loser of the race to
+        # create the tables fails; once the winner has committed, a second
+        # try finds the schema current and does nothing.
+        for attempt in range(1, _INITIALIZE_ATTEMPTS + 1):
+            try:
+                schema.migrate(self._engine)
+                return
+            except sa.exc.SQLAlchemyError as exc:
+                if attempt == _INITIALIZE_ATTEMPTS:
+                    raise StoreError(
+                        f"cannot prepare the store at {self.display_url}: "
+                        f"{_reason(exc)}"
+                    ) from exc
+                log.debug("preparing the store failed (%s); trying again", exc)
+                time.sleep(0.2 * attempt)
 
     def load_active_tokens(self) -> list[Token]:
         table = schema.active_tokens
