@@ -3,9 +3,9 @@
 Each format's config is read as a user's would be (the YAML files, the
 Python module, the original-style module through the original's parser
 name); every workflow in it is started at once and run by worker threads
-with the local executor, so jobs are real processes. Python jobs import
-``pinball_examples`` from ``examples/``, as the README's workers do with
-``PYTHONPATH=examples``, and write under ``PINBALL_EXAMPLES_OUT``.
+with the local executor, so jobs are real processes. Python jobs find
+``pinball_examples`` through the folders their parser records on each job
+(no ``PYTHONPATH``), and write under ``PINBALL_EXAMPLES_OUT``.
 """
 
 import json
@@ -36,7 +36,7 @@ WORKERS = 3
 def example_env(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PINBALL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PINBALL_EXAMPLES_OUT", str(tmp_path / "out"))
-    monkeypatch.setenv("PYTHONPATH", str(EXAMPLES))
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     monkeypatch.delenv("PINBALL_DISABLE_PLUGINS", raising=False)
 
 

@@ -3,7 +3,7 @@
 import json
 import logging
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pinball_core.token import Token
 from pinball_core.workflow import names
@@ -30,13 +30,24 @@ class YamlParser:
     :param base_dir:
         Where relative paths start: the config file's folder when known,
         otherwise the current folder.
+    :param python_path:
+        Folders the jobs' Python callables import from, after the folder of
+        their workflow's file; relative ones are taken from ``base_dir``.
     """
 
-    def __init__(self, path: str | pathlib.Path, base_dir: pathlib.Path | None = None):
+    def __init__(
+        self,
+        path: str | pathlib.Path,
+        base_dir: pathlib.Path | None = None,
+        python_path: Sequence[str | pathlib.Path] = (),
+    ):
+        base = base_dir or pathlib.Path.cwd()
         path = pathlib.Path(path).expanduser()
-        self.path = (
-            path if path.is_absolute() else (base_dir or pathlib.Path.cwd()) / path
-        )
+        self.path = path if path.is_absolute() else base / path
+        self.python_path = [
+            str((base / pathlib.Path(folder).expanduser()).resolve())
+            for folder in python_path
+        ]
         self._workflows: dict[str, WorkflowDef] | None = None
         self._problems: list[Problem] = []
 
@@ -61,14 +72,14 @@ class YamlParser:
             )
 
         # Python jobs import from the folder of their workflow's file, as
-        # scripts kept beside it are found there.
+        # scripts kept beside it are found there, then from python_path.
         folder = str(pathlib.Path(definition.file).resolve().parent)
         return instance_tokens(
             workflow,
             instance,
             definition.jobs,
             definition.emails,
-            python_path=[folder],
+            python_path=list(dict.fromkeys([folder, *self.python_path])),
         )
 
     def schedule_token(self, workflow: str) -> Token | None:
@@ -172,11 +183,12 @@ def _read_file(file: pathlib.Path) -> tuple[list[WorkflowDef], list[Problem]]:
 
 def make(params: Mapping[str, object], base_dir: pathlib.Path | None) -> YamlParser:
     """A parser from the config's ``parser_params``; ValueError if malformed."""
-    unknown = set(params) - {"path", "base_dir"}
+    unknown = set(params) - {"path", "base_dir", "python_path"}
     if unknown:
         raise ValueError(
             f"unknown parser_params key(s) {sorted(unknown)} for the yaml parser; "
-            "it takes 'path' (a YAML file or folder) and optionally 'base_dir'"
+            "it takes 'path' (a YAML file or folder) and optionally 'base_dir' "
+            "and 'python_path'"
         )
     path = params.get("path")
     if not isinstance(path, str | pathlib.Path) or not str(path):
@@ -185,4 +197,14 @@ def make(params: Mapping[str, object], base_dir: pathlib.Path | None) -> YamlPar
         )
     if params.get("base_dir") is not None:
         base_dir = pathlib.Path(str(params["base_dir"]))
-    return YamlParser(path, base_dir)
+    python_path = params.get("python_path", [])
+    if isinstance(python_path, str):
+        python_path = [python_path]
+    if not isinstance(python_path, list) or not all(
+        isinstance(folder, str) and folder for folder in python_path
+    ):
+        raise ValueError(
+            "parser_params.python_path must be a folder or a list of folders, "
+            f"got {python_path!r}"
+        )
+    return YamlParser(path, base_dir, python_path)

@@ -1,5 +1,6 @@
 """Discovery through the installed ``pinball.parsers`` entry point."""
 
+import json
 import pathlib
 import types
 
@@ -46,3 +47,22 @@ def test_relative_path_starts_at_the_config_folder(tmp_path: pathlib.Path) -> No
     parser = plugin.pinball_make_parser(params={"path": "flows"})
 
     assert parser.workflow_names() == ["w"]
+
+
+def test_python_path_is_recorded_on_every_job(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "w.yaml").write_text('workflows: {w: {jobs: {a: {command: "true"}}}}\n')
+    parser = YamlParserPlugin().pinball_make_parser(
+        params={"path": "w.yaml", "base_dir": str(tmp_path), "python_path": "lib"}
+    )
+
+    (token,) = parser.instance_tokens("w", "1")
+
+    assert json.loads(token.data or "")["python_path"] == [
+        str(tmp_path.resolve()),
+        str((tmp_path / "lib").resolve()),
+    ]
+
+
+def test_python_path_must_name_folders() -> None:
+    with pytest.raises(ConfigError, match="python_path must be a folder"):
+        YamlParserPlugin().pinball_make_parser(params={"path": "x", "python_path": 3})
