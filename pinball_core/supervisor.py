@@ -56,6 +56,8 @@ class Service:
     #: Seconds after the first SIGTERM before SIGKILL; None waits for ever
     #: (workers finishing their jobs).
     kill_after_sec: float | None = 30.0
+    #: Called once the service is first ready, before the next one starts.
+    after_ready: Callable[[], None] | None = None
 
 
 @dataclasses.dataclass
@@ -110,6 +112,8 @@ class Supervisor:
             try:
                 self._spawn(service)
                 self._wait_ready(service)
+                if service.after_ready is not None:
+                    service.after_ready()
             except ServiceFailed:
                 self.stop()
                 raise

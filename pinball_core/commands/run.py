@@ -7,6 +7,8 @@ nothing here behaves differently from them.
 """
 
 import argparse
+import concurrent.futures
+import functools
 import logging
 import signal
 import subprocess
@@ -56,6 +58,12 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "starts every workflow the parser defines; repeatable",
     )
     parser.add_argument(
+        "--no-reschedule",
+        action="store_true",
+        help="do not write the schedules from the definitions at start (by "
+        "default `workflow reschedule` runs once the master is up)",
+    )
+    parser.add_argument(
         "--abort-running",
         action="store_true",
         help="on stop, abort running jobs instead of letting them finish",
@@ -67,6 +75,10 @@ def run(args: argparse.Namespace, app: Any) -> int:
     config = app.config
     services = _services(args, app)
     supervisor = Supervisor(services)
+    if not args.no_reschedule and any(s.name == "scheduler" for s in services):
+        # Schedules are written once the master answers, before the
+        # scheduler starts, so it finds them on its first pass.
+        services[0].after_ready = functools.partial(_one_shot, supervisor, app)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if supervisor.stopping.is_set():
@@ -86,12 +98,11 @@ def run(args: argparse.Namespace, app: Any) -> int:
         supervisor.say("pinball", f"cannot run: {exc}")
         return _FAILED
 
-    for workflow in _to_start(args.start, app):
-        _start_instance(supervisor, app, workflow)
     if "ui" in {service.name for service in services}:
         supervisor.say(
             "pinball", f"UI at http://{config.ui_host or 'localhost'}:{config.ui_port}"
         )
+    _start_instances(supervisor, app, _to_start(args.start, app))
     return supervisor.watch()
 
 
@@ -135,9 +146,34 @@ def _to_start(asked: list[str], app: Any) -> list[str]:
     return rest + [name for name in parser.workflow_names() if name not in rest]
 
 
-def _start_instance(supervisor: Supervisor, app: Any, workflow: str) -> None:
-    """Start one instance through ``pinball workflow start``, as a user would."""
-    argv = pinball_argv(app.config_path, "workflow", "start", "-w", workflow, "-f")
+def _one_shot(
+    supervisor: Supervisor, app: Any, *command: str, name: str = "reschedule"
+) -> None:
+    """Run ``pinball workflow reschedule`` (or ``command``) as a user would."""
+    argv = pinball_argv(
+        app.config_path, *_debug(app), *(command or ("workflow", "reschedule", "-f"))
+    )
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     for line in (done.stdout + done.stderr).splitlines():
-        supervisor.say("start", line)
+        supervisor.say(name, line)
+
+
+def _start_instances(supervisor: Supervisor, app: Any, workflows: list[str]) -> None:
+    """Start one instance of each workflow through ``pinball workflow start``.
+
+    In parallel: each command is a process of its own that spends most of its
+    time starting Python and loading plugins.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        for workflow in workflows:
+            pool.submit(
+                _one_shot,
+                supervisor,
+                app,
+                "workflow",
+                "start",
+                "-w",
+                workflow,
+                "-f",
+                name="start",
+            )
