@@ -13,6 +13,7 @@ from pinball_core.components import (
     ExecutionSpec,
     Executor,
     Notification,
+    OverrunContext,
     OverrunDecision,
     OverrunPolicy,
     Parser,
@@ -106,10 +107,8 @@ def test_minimal_components_satisfy_the_protocols() -> None:
             return Handle()
 
     class Skip:
-        def decide(
-            self, running_instances: int, *, last_instance_failed: bool = False
-        ) -> OverrunDecision:
-            return OverrunDecision.SKIP if running_instances else OverrunDecision.START
+        def decide(self, context: OverrunContext) -> OverrunDecision:
+            return OverrunDecision.SKIP if context.running else OverrunDecision.START
 
     class Empty:
         def workflow_names(self) -> list[str]:

@@ -492,6 +492,29 @@ def test_scheduler_once_prints_the_pass(
     http.close()
 
 
+def test_status_shows_the_slot_a_scheduled_instance_runs_for(
+    process_config: pathlib.Path,
+    master: MasterThread,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = str(process_config)
+    assert main(["-c", config, "workflow", "reschedule"]) == 0
+    slot = make_due(master.client(), "tick")
+    assert main(["-c", config, "scheduler", "--once"]) == 0
+    (instance,) = master.client().group(names.workflow_prefix("tick"), "/")
+    instance = instance.removeprefix(names.workflow_prefix("tick")).strip("/")
+    capsys.readouterr()
+
+    show = ["-c", config, "workflow", "status", "-w", "tick", "-i", instance]
+    assert main([*show, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert main(show) == 0
+    text = capsys.readouterr().out
+
+    assert shown["scheduled_for"] == slot
+    assert "scheduled for" in text and "Europe/Berlin" in text
+
+
 def test_scheduler_with_a_parser_that_cannot_load_stops_at_once(
     tmp_path: pathlib.Path, master: MasterThread, capsys: pytest.CaptureFixture[str]
 ) -> None:

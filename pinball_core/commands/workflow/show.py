@@ -20,6 +20,11 @@ from pinball_core.commands.workflow._shared import (
     say,
 )
 from pinball_core.errors import PinballError
+from pinball_core.scheduler.history import (
+    ScheduledRun,
+    read_scheduled_run,
+    slot_token_name,
+)
 from pinball_core.workflow import names
 from pinball_core.workflow.signals import level_name, level_of, read_signals
 from pinball_core.workflow.status import (
@@ -71,7 +76,11 @@ def list_workflows(ctx: Context) -> int:
 def _instance_status(ctx: Context) -> int:
     summary = read_instance(ctx.client, ctx.workflow, ctx.instance, ctx.now)
     applying: list[str] = []
+    slot: ScheduledRun | None = None
     if summary is not None:
+        slot = read_scheduled_run(
+            ctx.client.query(slot_token_name(ctx.workflow, ctx.instance))
+        )
         found = read_signals(ctx.client, ctx.workflow, ctx.instance)
         applying = [
             f"{action} ({level_name(*level_of(token.name))})"
@@ -85,10 +94,12 @@ def _instance_status(ctx: Context) -> int:
                 f"`pinball workflow status -w {ctx.workflow}` lists its instances"
             )
         summary = archived[1]
+        slot = read_scheduled_run(archived[0])
 
     if ctx.args.json:
         body = _instance_json(summary)
         body["signals"] = applying
+        body["scheduled_for"] = None if slot is None else slot.scheduled_time
         body["jobs"] = [_job_json(job) for job in summary.jobs]
         print(json.dumps(body, indent=2))
         return 0
@@ -96,6 +107,11 @@ def _instance_status(ctx: Context) -> int:
     archived_note = " (archived)" if summary.archived else ""
     say(f"{ctx.where()}: {summary.status}{archived_note}")
     say(f"  started {format_time(summary.start)}, ended {format_time(summary.end)}")
+    if slot is not None:
+        say(
+            f"  scheduled for {format_time(slot.scheduled_time)} "
+            f"({slot.local_time} {slot.timezone})"
+        )
     if applying:
         say(f"  signals: {listing(applying)}")
     rows: list[tuple[str, ...]] = [
