@@ -1,7 +1,8 @@
-"""Requests per second and latency of the master over HTTP on durable SQLite.
+"""Requests per second and latency of the master over HTTP on a durable store.
 
 Starts a master in its own process on a fresh SQLite file (WAL, synchronous
-FULL), then for 1, 2 and 8 client processes runs two phases of fixed length:
+FULL), or on each store given with --store, then for 1, 2 and 8 client
+processes runs two phases of fixed length:
 
 - modify: each client updates its own token again and again, sending the
   version it got back, so every request is a real versioned write;
@@ -12,31 +13,39 @@ Prints one line per phase and client count: requests/s, p50 and p99 latency.
 A last phase measures the ceiling of the transport itself: the same client
 against a Tornado server whose handler answers `{}` at once, with no master
 and no store behind it.
-Usage: python bench/master_ops.py [--seconds 5] [--clients 1,2,8]
+Usage: python bench/master_ops.py [--seconds 5] [--clients 1,2,8] [--store URL]...
+
+--store may be repeated to compare stores in one run. ``sqlite`` (the
+default) is a fresh SQLite file; a MySQL URL without a database, such as
+mysql+pymysql://root@127.0.0.1/, gets a fresh database dropped afterwards
+(it needs pinball-store-mysql installed).
 """
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 
+import sqlalchemy as sa
 import tornado.httpserver
 import tornado.httputil
 import tornado.netutil
 
 from pinball_core.client import HttpClient
+from pinball_core.plugins import PluginManager, mask_url
 from pinball_core.server import serve
-from pinball_core.stores.sqlite import SqliteStore
 from pinball_core.token import Token
 
 
 def run_master(url: str, port_queue: "multiprocessing.Queue[int]") -> None:
-
-    store = SqliteStore(url)
+    store = PluginManager().make_store(url)
     asyncio.run(serve(store, host="127.0.0.1", port=0, ready=port_queue.put))
 
 
@@ -138,35 +147,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", default="1,2,8")
+    parser.add_argument(
+        "--store",
+        action="append",
+        metavar="URL",
+        help="store URL, or sqlite for a fresh SQLite file (the default); repeat "
+        "to compare stores",
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
-
-    folder = tempfile.mkdtemp(prefix="pinball_bench_")
-    url = f"sqlite:///{folder}/pinball.db"
-    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
-    master = multiprocessing.Process(target=run_master, args=(url, ports), daemon=True)
-    master.start()
-    port = ports.get(timeout=30)
-    print(f"master on 127.0.0.1:{port}, store {url} (WAL, synchronous=FULL)")
     print(f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}")
 
-    setup = HttpClient("127.0.0.1", port)
-    for clients in counts:
-        run_phase("modify", modify_client, port, clients, args.seconds)
-    for clients in counts:
-        # More than any client count can claim in the phase's time.
-        pool = [
-            Token(f"/bench/pool/{clients}/{i}", priority=i % 10) for i in range(30000)
-        ]
-        for start in range(0, len(pool), 5000):
-            setup.modify(pool[start : start + 5000])
-        run_phase("claim", claim_client, port, clients, args.seconds)
-        stale = setup.query(f"/bench/pool/{clients}/")
-        for start in range(0, len(stale), 5000):
-            setup.modify(deletes=stale[start : start + 5000])
-
-    master.terminate()
-    master.join()
+    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
+    for store in args.store or ["sqlite"]:
+        with fresh_store(store) as url:
+            bench_master(url, ports, counts, args.seconds)
 
     empty = multiprocessing.Process(target=run_empty_server, args=(ports,), daemon=True)
     empty.start()
@@ -175,6 +170,57 @@ def main() -> None:
         run_phase("empty", empty_client, empty_port, clients, args.seconds)
     empty.terminate()
     empty.join()
+
+
+def bench_master(
+    url: str, ports: "multiprocessing.Queue[int]", counts: list[int], seconds: float
+) -> None:
+    master = multiprocessing.Process(target=run_master, args=(url, ports), daemon=True)
+    master.start()
+    port = ports.get(timeout=60)
+    print(f"master on 127.0.0.1:{port}, store {mask_url(url)}", flush=True)
+
+    setup = HttpClient("127.0.0.1", port)
+    for clients in counts:
+        run_phase("modify", modify_client, port, clients, seconds)
+    for clients in counts:
+        # More than any client count can claim in the phase's time.
+        pool = [
+            Token(f"/bench/pool/{clients}/{i}", priority=i % 10) for i in range(30000)
+        ]
+        for start in range(0, len(pool), 5000):
+            setup.modify(pool[start : start + 5000])
+        run_phase("claim", claim_client, port, clients, seconds)
+        stale = setup.query(f"/bench/pool/{clients}/")
+        for start in range(0, len(stale), 5000):
+            setup.modify(deletes=stale[start : start + 5000])
+
+    master.terminate()
+    master.join()
+
+
+@contextlib.contextmanager
+def fresh_store(store: str) -> Iterator[str]:
+    """The URL to bench: a new SQLite file, or a new MySQL database, dropped after."""
+    if store == "sqlite":
+        folder = tempfile.mkdtemp(prefix="pinball_bench_")
+        # WAL with synchronous=FULL, as the SQLite store always opens it.
+        yield f"sqlite:///{folder}/pinball.db"
+        return
+    url = sa.make_url(store)
+    if url.get_backend_name() not in ("mysql", "mariadb") or url.database:
+        yield store
+        return
+    name = f"pinball_bench_{uuid.uuid4().hex[:8]}"
+    server = sa.create_engine(url.set(drivername=f"{url.get_backend_name()}+pymysql"))
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name}")
+        server.dispose()
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 
 The schema version lives in its own table. Each migration is a function that
 takes the schema from one version to the next inside the same transaction as
-the version bump, so a store is never left half-migrated.
+the version bump, so a store is never left half-migrated. (MySQL commits each
+DDL statement at once; its store writes migrations that can safely run again.)
+
+Other SQL stores build their own :class:`Schema` with the same columns.
 """
 
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -75,30 +79,64 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [_create_v1]
 CURRENT_VERSION = len(MIGRATIONS)
 
 
-def migrate(engine: sa.Engine) -> int:
-    """Bring the schema at ``engine`` to :data:`CURRENT_VERSION`.
+@dataclasses.dataclass(frozen=True, slots=True)
+class Schema:
+    """The tables one store reads and writes, and the migrations that make them.
+
+    :class:`~pinball_core.stores.sql.SqlStore` queries these tables by column
+    name only, so a store on another database can build its own set (other
+    table names, column types or keys) with the same columns and pass it in.
+    ``version`` is the one-row table that holds the schema version.
+    """
+
+    version: sa.Table
+    active_tokens: sa.Table
+    archived_tokens: sa.Table
+    applied_requests: sa.Table
+    migrations: Sequence[Callable[[sa.Connection], None]]
+    #: The distribution that defines these tables, named when a database is newer.
+    package: str = "pinball-core"
+
+    @property
+    def current_version(self) -> int:
+        return len(self.migrations)
+
+
+#: The tables above, as the built-in stores use them.
+DEFAULT = Schema(
+    version=schema_version,
+    active_tokens=active_tokens,
+    archived_tokens=archived_tokens,
+    applied_requests=applied_requests,
+    migrations=MIGRATIONS,
+)
+
+
+def migrate(engine: sa.Engine, schema: Schema = DEFAULT) -> int:
+    """Bring ``schema`` at ``engine`` to its current version.
 
     Returns the version found before migrating (0 for an empty database).
     Refuses a database written by a newer Pinball rather than guess at it.
     """
+    current = schema.current_version
     with engine.begin() as conn:
-        schema_version.create(conn, checkfirst=True)
-        found = conn.execute(sa.select(schema_version.c.version)).scalar()
+        schema.version.create(conn, checkfirst=True)
+        found = conn.execute(sa.select(schema.version.c.version)).scalar()
         if found is None:
-            conn.execute(schema_version.insert().values(version=0))
+            conn.execute(schema.version.insert().values(version=0))
             found = 0
 
-        if found > CURRENT_VERSION:
+        if found > current:
             raise StoreError(
                 f"the database at {engine.url.render_as_string()} has schema "
                 f"version {found} but this Pinball knows versions up to "
-                f"{CURRENT_VERSION}; upgrade pinball-core"
+                f"{current}; upgrade {schema.package}"
             )
 
-        for version in range(found, CURRENT_VERSION):
+        for version in range(found, current):
             log.info(
                 "migrating store schema from version %d to %d", version, version + 1
             )
-            MIGRATIONS[version](conn)
-            conn.execute(schema_version.update().values(version=version + 1))
+            schema.migrations[version](conn)
+            conn.execute(schema.version.update().values(version=version + 1))
     return found

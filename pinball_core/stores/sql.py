@@ -8,8 +8,8 @@ that subclasses :class:`SqlStore`.
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -20,19 +20,27 @@ from pinball_core.token import Token, prefix_upper_bound
 
 log = logging.getLogger(__name__)
 
-# Large IN lists are split so that no database hits its bound-parameter limit.
-_CHUNK = 500
-
-
 # Tries at preparing the schema, for processes racing to create it.
 _INITIALIZE_ATTEMPTS = 5
 
+# Large IN lists are split so that no database hits its bound-parameter limit.
+_CHUNK = 500
+
+T = TypeVar("T")
+
 
 class SqlStore(Store):
-    """Tokens in three tables: active, archived, and applied request ids."""
+    """Tokens in three tables: active, archived, and applied request ids.
 
-    def __init__(self, engine: sa.Engine) -> None:
+    Subclasses adapt it to one database: they may pass their own
+    :class:`~pinball_core.stores.schema.Schema`, override :meth:`_upsert`
+    and :meth:`_delete_active` with faster statements, and override
+    :meth:`_run_read` and :meth:`_run_write` to reconnect and retry.
+    """
+
+    def __init__(self, engine: sa.Engine, tables: schema.Schema = schema.DEFAULT):
         self._engine = engine
+        self.schema = tables
         self.display_url = engine.url.render_as_string(hide_password=True)
 
     @property
@@ -46,52 +54,51 @@ class SqlStore(Store):
         # try finds the schema current and does nothing.
         for attempt in range(1, _INITIALIZE_ATTEMPTS + 1):
             try:
-                schema.migrate(self._engine)
+                schema.migrate(self._engine, self.schema)
                 return
             except sa.exc.SQLAlchemyError as exc:
                 if attempt == _INITIALIZE_ATTEMPTS:
                     raise StoreError(
                         f"cannot prepare the store at {self.display_url}: "
-                        f"{_reason(exc)}"
+                        f"{reason(exc)}"
                     ) from exc
                 log.debug("preparing the store failed (%s); trying again", exc)
                 time.sleep(0.2 * attempt)
 
     def load_active_tokens(self) -> list[Token]:
-        table = schema.active_tokens
-        return self._read(sa.select(table).order_by(table.c.name), "load tokens")
+        table = self.schema.active_tokens
+        query = sa.select(*[table.c[c] for c in _COLUMNS]).order_by(table.c.name)
+        return self._read_tokens(query, "load tokens")
 
     def load_applied_requests(self, since: float) -> list[AppliedRequest]:
-        table = schema.applied_requests
+        table = self.schema.applied_requests
         query = (
             sa.select(table.c.request_id, table.c.applied_at, table.c.response)
             .where(table.c.applied_at >= since)
             .order_by(table.c.applied_at)
         )
-        with self._reading("load applied requests") as conn:
-            return [AppliedRequest(*row) for row in conn.execute(query)]
+        return self._run_read(
+            "load applied requests",
+            lambda conn: [AppliedRequest(*row) for row in conn.execute(query)],
+        )
 
     def commit(self, change: StoreChange) -> None:
-        active = schema.active_tokens
-        try:
-            with self._engine.begin() as conn:
-                self._upsert(conn, change.updates)
-                for chunk in _chunks(change.deletes):
-                    conn.execute(active.delete().where(active.c.name.in_(chunk)))
+        self._run_write(
+            "commit to the store", lambda conn: self._write_change(conn, change)
+        )
 
-                if change.archives:
-                    now = time.time()
-                    rows = [row_of(t) | {"archived_at": now} for t in change.archives]
-                    conn.execute(schema.archived_tokens.insert(), rows)
-                    names = [t.name for t in change.archives]
-                    for chunk in _chunks(names):
-                        conn.execute(active.delete().where(active.c.name.in_(chunk)))
+    def _write_change(self, conn: sa.Connection, change: StoreChange) -> None:
+        """Send every statement of ``change`` inside the caller's transaction."""
+        self._upsert(conn, change.updates)
+        self._delete_active(conn, change.deletes)
 
-                self._write_requests(conn, change)
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(
-                f"cannot commit to the store at {self.display_url}: {_reason(exc)}"
-            ) from exc
+        if change.archives:
+            now = time.time()
+            rows = [row_of(t) | {"archived_at": now} for t in change.archives]
+            conn.execute(self.schema.archived_tokens.insert(), rows)
+            self._delete_active(conn, [t.name for t in change.archives])
+
+        self._write_requests(conn, change)
 
     def _upsert(self, conn: sa.Connection, tokens: list[Token]) -> None:
         """Insert or replace active tokens by name.
@@ -99,14 +106,20 @@ class SqlStore(Store):
         Delete-then-insert works the same on every dialect; stores override it
         with their database's own upsert, which is one statement instead of two.
         """
-        active = schema.active_tokens
-        for chunk in _chunks([t.name for t in tokens]):
-            conn.execute(active.delete().where(active.c.name.in_(chunk)))
+        self._delete_active(conn, [t.name for t in tokens])
         if tokens:
-            conn.execute(active.insert(), [row_of(t) for t in tokens])
+            conn.execute(
+                self.schema.active_tokens.insert(), [row_of(t) for t in tokens]
+            )
+
+    def _delete_active(self, conn: sa.Connection, names: Sequence[str]) -> None:
+        """Remove the active tokens called ``names``; absent names are no error."""
+        active = self.schema.active_tokens
+        for chunk in chunks(names):
+            conn.execute(active.delete().where(active.c.name.in_(chunk)))
 
     def _write_requests(self, conn: sa.Connection, change: StoreChange) -> None:
-        table = schema.applied_requests
+        table = self.schema.applied_requests
         if change.forget_requests_before is not None:
             conn.execute(
                 table.delete().where(table.c.applied_at < change.forget_requests_before)
@@ -130,86 +143,88 @@ class SqlStore(Store):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Token]:
-        table = _table(archived)
+        table = self._table(archived)
         query = sa.select(*[table.c[c] for c in _COLUMNS])
         query = _where_prefix(query, table, prefix)
         order = [table.c.name, table.c.version] if archived else [table.c.name]
         query = query.order_by(*order).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        return self._read(query, "read tokens")
+        return self._read_tokens(query, "read tokens")
 
     def count_tokens(self, prefix: str = "", *, archived: bool = False) -> int:
-        table = _table(archived)
+        table = self._table(archived)
         query = _where_prefix(
             sa.select(sa.func.count()).select_from(table), table, prefix
         )
-        with self._reading("count tokens") as conn:
-            return int(conn.execute(query).scalar_one())
+        return self._run_read(
+            "count tokens", lambda conn: int(conn.execute(query).scalar_one())
+        )
 
     def group_token_names(
         self, prefix: str = "", delimiter: str = "/", *, archived: bool = False
     ) -> dict[str, int]:
-        table = _table(archived)
+        table = self._table(archived)
         query = _where_prefix(sa.select(table.c.name), table, prefix)
-        groups: dict[str, int] = {}
-        with self._reading("group token names") as conn:
+
+        def group(conn: sa.Connection) -> dict[str, int]:
+            groups: dict[str, int] = {}
             # Streamed so that a large archive is never held in memory whole.
             result = conn.execution_options(yield_per=5000).execute(query)
             for (name,) in result:
                 key = group_key(name, prefix, delimiter)
                 groups[key] = groups.get(key, 0) + 1
-        return groups
+            return groups
+
+        return self._run_read("group token names", group)
 
     def delete_archived_tokens(self, prefix: str) -> int:
-        table = schema.archived_tokens
-        try:
-            with self._engine.begin() as conn:
-                result = conn.execute(_where_prefix(table.delete(), table, prefix))
-                return int(result.rowcount)
-        except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(
-                f"cannot delete archived tokens under {prefix!r} at "
-                f"{self.display_url}: {_reason(exc)}"
-            ) from exc
+        table = self.schema.archived_tokens
+        statement = _where_prefix(table.delete(), table, prefix)
+        return self._run_write(
+            f"delete archived tokens under {prefix!r} in the store",
+            lambda conn: int(conn.execute(statement).rowcount),
+        )
 
     def close(self) -> None:
         self._engine.dispose()
 
-    def _read(self, query: sa.Select[Any], what: str) -> list[Token]:
-        with self._reading(what) as conn:
-            return [_token(row) for row in conn.execute(query)]
+    def _table(self, archived: bool) -> sa.Table:
+        return self.schema.archived_tokens if archived else self.schema.active_tokens
 
-    def _reading(self, what: str) -> "_Reading":
-        return _Reading(self, what)
-
-
-class _Reading:
-    """A read-only connection whose database errors become StoreError."""
-
-    def __init__(self, store: SqlStore, what: str) -> None:
-        self._store = store
-        self._what = what
-        self._conn: sa.Connection | None = None
-
-    def __enter__(self) -> sa.Connection:
-        try:
-            self._conn = self._store.engine.connect()
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._error(exc) from exc
-        return self._conn
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        assert self._conn is not None
-        self._conn.close()
-        if isinstance(exc, sa.exc.SQLAlchemyError):
-            raise self._error(exc) from exc
-
-    def _error(self, exc: sa.exc.SQLAlchemyError) -> StoreError:
-        return StoreError(
-            f"cannot {self._what} from the store at {self._store.display_url}: "
-            f"{_reason(exc)}"
+    def _read_tokens(self, query: sa.Select[Any], what: str) -> list[Token]:
+        return self._run_read(
+            what, lambda conn: [_token(row) for row in conn.execute(query)]
         )
+
+    def _run_read(self, what: str, work: Callable[[sa.Connection], T]) -> T:
+        """Run ``work`` on a connection; database errors become StoreError.
+
+        ``what`` completes "cannot ... from the store" in the error message.
+        ``work`` may run more than once in stores that retry, so it must
+        start from scratch each time.
+        """
+        try:
+            with self._engine.connect() as conn:
+                return work(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot {what} from the store at {self.display_url}: {reason(exc)}"
+            ) from exc
+
+    def _run_write(self, what: str, work: Callable[[sa.Connection], T]) -> T:
+        """Run ``work`` in one transaction; database errors become StoreError.
+
+        ``what`` completes "cannot ... at <url>" in the error message. The
+        transaction commits only if ``work`` returns; any error rolls it back.
+        """
+        try:
+            with self._engine.begin() as conn:
+                return work(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot {what} at {self.display_url}: {reason(exc)}"
+            ) from exc
 
 
 _COLUMNS = ("name", "version", "owner", "expiration", "priority", "data")
@@ -221,10 +236,6 @@ def group_key(name: str, prefix: str, delimiter: str) -> str:
         return name
     cut = name.find(delimiter, len(prefix))
     return name if cut < 0 else name[:cut]
-
-
-def _table(archived: bool) -> sa.Table:
-    return schema.archived_tokens if archived else schema.active_tokens
 
 
 def _where_prefix(query: Any, table: sa.Table, prefix: str) -> Any:
@@ -257,12 +268,12 @@ def _token(row: sa.Row[Any]) -> Token:
     )
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     """The database's own message, without SQLAlchemy's statement dump."""
     original = getattr(exc, "orig", None)
     return str(original or exc).splitlines()[0]
