@@ -47,10 +47,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def _config(tmp_path: pathlib.Path) -> pathlib.Path:
     (tmp_path / "workflows.yaml").write_text(
-        "workflows:\n"
-        "  fine:\n"
-        "    jobs:\n"
-        "      ok: {command: 'true'}\n"
+        "workflows:\n  fine:\n    jobs:\n      ok: {command: 'true'}\n"
     )
     config = tmp_path / "pinball.yaml"
     config.write_text(

@@ -7,16 +7,24 @@ session, so its process group holds everything the job starts and can be
 stopped as one: SIGTERM first, SIGKILL after a grace period. Its stdin is
 ``/dev/null`` and its environment is the worker's plus the spec's ``env``.
 
-Two threads per execution copy stdout and stderr into
-``<log_dir>/<job>.<execution>.stdout`` and ``.stderr`` and collect the
-``PINBALL:`` lines (:mod:`pinball_core.executors.magic`); a third waits for
-the process. When the job's main process ends, the execution ends once its
-output is read to the end, or after a bounded wait if something it started
-keeps the output open; whatever the job left running in its process group is
-then killed, since nothing would ever wait for it.
+Stdout and stderr are copied into ``<log_dir>/<job>.<execution>.stdout``
+and ``.stderr`` as they come, and the ``PINBALL:`` lines in them collected
+(:mod:`pinball_core.executors.magic`), by the one thread that watches every
+execution of the worker process (:mod:`pinball_core.executors.watcher`); a
+pidfd tells that thread when the job's main process ends (where the system
+has no pidfds, a thread per execution waits for it instead). The execution
+ends once the output is read to the end, or after a bounded wait if something
+the job started keeps the output open; whatever the job left running in its
+process group is then killed, since nothing would ever wait for it.
+
+Starting a job costs what the process itself costs: the child is made with
+vfork (no ``preexec_fn``; the new session is asked for with
+``start_new_session``) and no thread is started for it.
 """
 
+import asyncio
 import atexit
+import io
 import logging
 import os
 import pathlib
@@ -25,14 +33,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any, Final
 
 from pinball_core import hookimpl
 from pinball_core.components import ExecutionSpec, Executor
 from pinball_core.errors import ConfigError
+from pinball_core.executors import watcher
 from pinball_core.executors.magic import PREFIX, MagicLineCollector
-from pinball_core.executors.output import OutputPump
+from pinball_core.executors.output import StreamCopier
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +56,6 @@ DEFAULT_DRAIN_TIMEOUT_SEC: Final = 5.0
 
 # Suffixes tried to find log file names that no earlier execution used.
 _MAX_LOG_NAME_ATTEMPTS = 100
-
-# How often the drain checks whether an abort moved its deadline.
-_DRAIN_POLL_SEC = 0.25
 
 # Executions whose process group may still hold processes, for the atexit hook.
 _running: set["LocalExecution"] = set()
@@ -76,8 +82,10 @@ class LocalExecutor:
         argv = _command_line(spec)
         log_files = _create_log_files(spec)
         try:
+            # Unbuffered: the watcher reads what the pipe holds, never more.
             process = subprocess.Popen(
                 argv,
+                bufsize=0,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -99,6 +107,10 @@ class LocalExecution(MagicLineCollector):
     :meth:`snapshot`, which copies the event attributes and properties at
     one moment, and :attr:`pid`, the id of the main process and of its
     process group.
+
+    Everything after the start happens on the watcher loop's thread
+    (:mod:`pinball_core.executors.watcher`); :meth:`wait` and :meth:`abort`
+    are safe from any thread.
     """
 
     #: Log kind (``stdout``, ``stderr``) to the path of its file.
@@ -134,28 +146,33 @@ class LocalExecution(MagicLineCollector):
         # id is the leader's pid, which the system may reuse once it is reaped.
         self._group_lock = threading.Lock()
         self._reaped = False
-        # When an abort sends (or sent) SIGKILL, on the monotonic clock.
+        # When an abort sends (or sent) SIGKILL, on the monotonic clock, which
+        # is also the loop's clock.
         self._kill_at: float | None = None
-        self._kill_timer: threading.Timer | None = None
 
+        # The rest is used on the loop's thread only.
+        self._loop = watcher.loop()
+        self._kill_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        # When the main process ended (monotonic), and whether its status was
+        # still there to collect.
+        self._exited_at: float | None = None
+        self._collected = True
         streams = {"stdout": process.stdout, "stderr": process.stderr}
-        self._pumps: list[OutputPump] = []
+        self._open: list[StreamCopier] = []
         for kind, file in log_files.items():
             source = streams[kind]
             assert source is not None  # both are pipes
-            name = f"pinball-{spec.job}.{spec.execution}-{kind}"
-            self._pumps.append(OutputPump(name, source, file, self.add_line, PREFIX))
+            name = f"{kind} of {label}"
+            self._open.append(StreamCopier(name, source, file, self.add_line, PREFIX))
+        # A descriptor that becomes readable when the main process ends;
+        # opened before anything can reap the process, so it is the job's.
+        self._pidfd = _open_pidfd(self.pid)
 
         log.debug("%s started as process group %d", label, self.pid)
         with _running_lock:
             _running.add(self)
-        for pump in self._pumps:
-            pump.start()
-        threading.Thread(
-            target=self._watch,
-            name=f"pinball-{spec.job}.{spec.execution}-wait",
-            daemon=True,
-        ).start()
+        self._loop.call_soon_threadsafe(self._guard, self._attach)
 
     def __repr__(self) -> str:
         state = "running" if self._returncode is None else f"exit {self._returncode}"
@@ -186,13 +203,9 @@ class LocalExecution(MagicLineCollector):
                 return
             first = self._kill_at is None
             self._kill_at = kill_at
-            if self._kill_timer is not None:
-                self._kill_timer.cancel()
-            self._kill_timer = threading.Timer(grace_sec, self._kill_group)
-            self._kill_timer.daemon = True
-            self._kill_timer.start()
             if first:
                 self._signal_group(signal.SIGTERM)
+        self._loop.call_soon_threadsafe(self._guard, self._arm_kill)
         if first:
             log.info(
                 "%s: sent SIGTERM to process group %d, SIGKILL in %g s",
@@ -202,6 +215,166 @@ class LocalExecution(MagicLineCollector):
             )
         else:
             log.info("%s: SIGKILL moved to %g s from now", self.label, grace_sec)
+
+    # -- On the loop's thread ---------------------------------------------------
+
+    def _guard(self, step: Callable[..., None], *args: Any) -> None:
+        """Run one step; should it fail, end the execution rather than hang it.
+
+        A worker waits on :meth:`wait` while renewing its lease: an execution
+        that never ends would hold its job for good.
+        """
+        try:
+            step(*args)
+        except Exception:
+            log.exception("%s: watching it failed; killing it", self.label)
+            self._finish(drained=False, failed=True)
+
+    def _attach(self) -> None:
+        for copier in self._open:
+            self._loop.add_reader(copier.fileno(), self._guard, self._on_output, copier)
+        if self._pidfd is not None:
+            self._loop.add_reader(self._pidfd, self._guard, self._on_pidfd)
+        else:
+            threading.Thread(
+                target=self._wait_in_thread,
+                name=f"pinball-{self.spec.job}.{self.spec.execution}-wait",
+                daemon=True,
+            ).start()
+
+    def _on_output(self, copier: StreamCopier) -> None:
+        if copier.read():
+            return
+        self._close_stream(copier)
+        if self._exited_at is not None and not self._open:
+            self._finish(drained=True)
+
+    def _on_pidfd(self) -> None:
+        try:
+            # WNOWAIT leaves the process a zombie, so its pid, which is the
+            # group id, cannot be reused while the group may still be signalled.
+            ended = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+        except ChildProcessError:
+            ended, collected = None, False
+        else:
+            if ended is None:
+                return  # not ended after all; the pidfd will say when
+            collected = True
+        assert self._pidfd is not None
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = None
+        self._on_exit(collected)
+
+    def _wait_in_thread(self) -> None:
+        """Without pidfds: wait for the main process on a thread of its own."""
+        try:
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+            collected = True
+        except ChildProcessError:
+            collected = False
+        self._loop.call_soon_threadsafe(self._guard, self._on_exit, collected)
+
+    def _on_exit(self, collected: bool) -> None:
+        """The main process ended: finish once its output is read, or in time."""
+        self._exited_at = time.monotonic()
+        self._collected = collected
+        if not collected:
+            # Reaped by someone else: the pid may already belong to another
+            # process, so the group must not be signalled any more.
+            with self._group_lock:
+                self._reaped = True
+        if not self._open:
+            self._finish(drained=True)
+        else:
+            self._arm_drain()
+
+    def _arm_drain(self) -> None:
+        """Time the end of the wait for output that something keeps open.
+
+        The time allowed counts from the end of the main process, or from the
+        SIGKILL of an abort if that comes later, so an aborted job's other
+        processes get their whole grace period to finish writing.
+        """
+        assert self._exited_at is not None
+        deadline = max(self._exited_at, self._kill_at or 0.0) + self._drain_timeout_sec
+        self._drain_timer = self._loop.call_at(deadline, self._guard, self._on_drain)
+
+    def _on_drain(self) -> None:
+        self._drain_timer = None
+        if self._done.is_set():
+            return
+        assert self._exited_at is not None
+        deadline = max(self._exited_at, self._kill_at or 0.0) + self._drain_timeout_sec
+        if time.monotonic() < deadline:
+            self._arm_drain()  # an abort moved it
+        else:
+            self._finish(drained=False)
+
+    def _arm_kill(self) -> None:
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+            self._kill_timer = None
+        if self._done.is_set() or self._kill_at is None:
+            return
+        self._kill_timer = self._loop.call_at(
+            self._kill_at, self._guard, self._kill_group
+        )
+
+    def _finish(self, *, drained: bool, failed: bool = False) -> None:
+        """Kill what the job left running, collect the exit code and end."""
+        if self._done.is_set():
+            return
+        for timer in (self._drain_timer, self._kill_timer):
+            if timer is not None:
+                timer.cancel()
+        returncode = self._reap()
+        # What is still open is held by something that outlived the job, or
+        # by what the SIGKILL just ended: take what it wrote, then stop.
+        for copier in list(self._open):
+            try:
+                if not failed:
+                    copier.read_waiting()
+            finally:
+                self._close_stream(copier)
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        with _running_lock:
+            _running.discard(self)
+
+        if failed:
+            # Its output may be cut short: not a success, whatever it said.
+            returncode = returncode or 1
+        elif not self._collected:
+            # Popen reports 0 for a status it could not collect; a job whose
+            # outcome is unknown must not count as a success.
+            log.error(
+                "%s: its exit status was collected outside the executor (is "
+                "SIGCHLD ignored in the worker?); counting it as exit code 1",
+                self.label,
+            )
+            returncode = 1
+        if not drained and not failed:
+            log.warning(
+                "%s: its main process ended but something it started kept its "
+                "output open for %g s more; killed its process group and stopped "
+                "reading",
+                self.label,
+                self._drain_timeout_sec,
+            )
+
+        log.debug("%s ended with exit code %d", self.label, returncode)
+        self._returncode = returncode
+        self._done.set()
+
+    def _close_stream(self, copier: StreamCopier) -> None:
+        self._loop.remove_reader(copier.fileno())
+        self._open.remove(copier)
+        copier.close()
+
+    # -- On any thread -----------------------------------------------------------
 
     def _kill_group(self) -> None:
         with self._group_lock:
@@ -223,54 +396,6 @@ class LocalExecution(MagicLineCollector):
                 exc,
             )
 
-    def _watch(self) -> None:
-        """Wait for the main process, finish reading its output, then reap it."""
-        collected = self._wait_for_exit()
-        drained = self._drain(time.monotonic())
-        returncode = self._reap()
-        with _running_lock:
-            _running.discard(self)
-
-        if not collected:
-            # Popen reports 0 for a status it could not collect; a job whose
-            # outcome is unknown must not count as a success.
-            log.error(
-                "%s: its exit status was collected outside the executor (is "
-                "SIGCHLD ignored in the worker?); counting it as exit code 1",
-                self.label,
-            )
-            returncode = 1
-        if not drained:
-            log.warning(
-                "%s: its main process ended but something it started kept its "
-                "output open for %g s more; killed its process group and stopped "
-                "reading",
-                self.label,
-                self._drain_timeout_sec,
-            )
-        for pump in self._pumps:
-            pump.stop()
-        for pump in self._pumps:
-            pump.join()
-
-        log.debug("%s ended with exit code %d", self.label, returncode)
-        self._returncode = returncode
-        self._done.set()
-
-    def _wait_for_exit(self) -> bool:
-        """Wait until the main process ends; False if its status was lost."""
-        try:
-            # WNOWAIT leaves the process a zombie, so its pid, which is the
-            # group id, cannot be reused while the group may still be signalled.
-            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
-        except ChildProcessError:
-            # Reaped by someone else: the pid may already belong to another
-            # process, so the group must not be signalled any more.
-            with self._group_lock:
-                self._reaped = True
-            return False
-        return True
-
     def _reap(self) -> int:
         """Kill what the job left running, then collect its exit code."""
         with self._group_lock:
@@ -278,26 +403,7 @@ class LocalExecution(MagicLineCollector):
                 self._signal_group(signal.SIGKILL)
             returncode = self._process.wait()
             self._reaped = True
-            if self._kill_timer is not None:
-                self._kill_timer.cancel()
         return returncode
-
-    def _drain(self, exited_at: float) -> bool:
-        """Wait for the pumps to reach the end of the output; False on timeout.
-
-        The time allowed counts from the end of the main process, or from the
-        SIGKILL of an abort if that comes later, so an aborted job's other
-        processes get their whole grace period to finish writing.
-        """
-        while True:
-            alive = [pump for pump in self._pumps if pump.is_alive()]
-            if not alive:
-                return True
-            deadline = max(exited_at, self._kill_at or 0.0) + self._drain_timeout_sec
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            alive[0].join(min(remaining, _DRAIN_POLL_SEC))
 
 
 class LocalExecutorPlugin:
@@ -349,6 +455,9 @@ def _create_log_files(spec: ExecutionSpec) -> dict[str, IO[bytes]]:
         raise ValueError(f"job name {spec.job!r} cannot be used as a log file name")
     directory = pathlib.Path(spec.log_dir)
     directory.mkdir(parents=True, exist_ok=True)
+    # Names joined as text and files made as raw FileIO: pathlib and open()
+    # would cost more than creating the file, on the way to every job.
+    folder = str(directory)
 
     base = f"{spec.job}.{spec.execution}"
     for attempt in range(_MAX_LOG_NAME_ATTEMPTS):
@@ -356,8 +465,9 @@ def _create_log_files(spec: ExecutionSpec) -> dict[str, IO[bytes]]:
         files: dict[str, IO[bytes]] = {}
         try:
             for kind in LOG_KINDS:
-                # Kept open: the pump of each stream closes its file at the end.
-                files[kind] = open(directory / f"{stem}.{kind}", "xb")  # noqa: SIM115
+                # Kept open: the copier of each stream closes its file at the
+                # end. Unbuffered, so each chunk is in the file once read.
+                files[kind] = io.FileIO(f"{folder}/{stem}.{kind}", "xb")
         except FileExistsError:
             _discard(files)
             continue
@@ -371,11 +481,35 @@ def _create_log_files(spec: ExecutionSpec) -> dict[str, IO[bytes]]:
     )
 
 
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid``; None where the system has none (Linux before 5.3,
+    other systems, sandboxes that refuse it): a thread waits instead."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        fd: int = pidfd_open(pid)
+    except OSError as exc:
+        log.debug("no pidfd for process %d (%s); a thread waits for it", pid, exc)
+        return None
+    return fd
+
+
 def _discard(files: Mapping[str, IO[bytes]]) -> None:
     """Close and remove log files that no execution wrote."""
     for file in files.values():
         file.close()
         pathlib.Path(str(file.name)).unlink(missing_ok=True)
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's jobs are the parent's to kill."""
+    global _running_lock
+    _running_lock = threading.Lock()
+    _running.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 @atexit.register

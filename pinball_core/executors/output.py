@@ -4,6 +4,12 @@ The bytes go to the file exactly as they came, whatever their encoding and
 however long their lines. Only the lines that may be ``PINBALL:`` lines are
 cut out for parsing, and only up to :data:`CHUNK_BYTES` long; a job that
 prints gigabytes, or one line of gigabytes, costs the worker one chunk.
+
+:class:`StreamCopier` does the copying one chunk at a time, for whoever
+watches the pipe: the local executor's event loop
+(:mod:`pinball_core.executors.watcher`) serves all jobs of a worker that way.
+:class:`OutputPump` is the same copying on a thread of its own, for an
+executor that has no loop.
 """
 
 import logging
@@ -18,12 +24,12 @@ log = logging.getLogger(__name__)
 #: The most read from a pipe at once, and the longest line given for parsing.
 CHUNK_BYTES: Final = 64 * 1024
 
-# How often an idle reader checks whether it was asked to stop.
-_POLL_MS = 200
+#: Reads a stopping reader still makes while output keeps coming, so a
+#: process that escaped the job's process group cannot keep it reading forever.
+MAX_READS_AFTER_STOP: Final = 16
 
-# Reads a stopping reader still makes while output keeps coming, so a process
-# that escaped the job's process group cannot keep it reading forever.
-_MAX_READS_AFTER_STOP = 16
+# How often an idle pump thread checks whether it was asked to stop.
+_POLL_MS = 200
 
 
 class LineSplitter:
@@ -97,14 +103,128 @@ class LineSplitter:
         self._skipping = True
 
 
+class StreamCopier:
+    """Copies one output pipe of a child into its log file, a chunk per call.
+
+    Every chunk read is written to ``log_file`` at once, so the log can be
+    followed while the job runs, and the lines starting with ``prefix`` are
+    passed to ``on_line`` as they complete. The copier owns both files;
+    :meth:`close` closes them. It makes no thread and never waits: the caller
+    calls :meth:`read` when the pipe is readable, and the pipe is made
+    non-blocking so that a read with nothing waiting returns at once.
+
+    :param name: Names the stream in log messages.
+    :param source: The read end of the pipe.
+    :param log_file: The log file, opened for binary writing.
+    :param on_line: Called with each wanted line, on the caller's thread.
+    :param prefix: Only lines starting with it are passed to ``on_line``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: IO[bytes],
+        log_file: IO[bytes],
+        on_line: Callable[[bytes], None],
+        prefix: bytes = b"",
+    ) -> None:
+        self.name: Final = name
+        self._source = source
+        self._fd = source.fileno()
+        os.set_blocking(self._fd, False)
+        self._log_file = log_file
+        self._on_line = on_line
+        self._splitter = LineSplitter(prefix)
+        self._write_failed = False
+        self._closed = False
+
+    def fileno(self) -> int:
+        """The pipe's descriptor, to watch for readability."""
+        return self._fd
+
+    def read(self) -> bool:
+        """Copy the chunk waiting in the pipe, if any; False at its end.
+
+        Nothing waiting is not the end: it returns True without copying.
+        """
+        return self._copy() >= 0
+
+    def read_waiting(self, limit: int = MAX_READS_AFTER_STOP) -> None:
+        """Copy what is waiting in the pipe now, at most ``limit`` chunks."""
+        for _ in range(limit):
+            if self._copy() <= 0:
+                return
+
+    def _copy(self) -> int:
+        """Copy one chunk; its size, 0 if nothing was waiting, -1 at the end."""
+        try:
+            data = os.read(self._fd, CHUNK_BYTES)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            log.error(
+                "cannot read the output %s, the rest of it is lost: %s", self.name, exc
+            )
+            return -1
+        if not data:
+            return -1
+        self._write(data)
+        self._parse(self._splitter.feed(data))
+        return len(data)
+
+    def close(self) -> None:
+        """Pass on a last line without newline; close the pipe and the log."""
+        if self._closed:
+            return
+        self._closed = True
+        self._parse(self._splitter.finish())
+        self._source.close()
+        try:
+            self._log_file.close()
+        except OSError as exc:
+            if not self._write_failed:
+                log.error(
+                    "cannot write the end of the log %s: %s",
+                    getattr(self._log_file, "name", "?"),
+                    exc,
+                )
+
+    def _parse(self, lines: list[bytes]) -> None:
+        for line in lines:
+            try:
+                self._on_line(line)
+            except Exception:
+                # A bug in parsing must not stop the copying: the job would
+                # block on a full pipe, or die of SIGPIPE.
+                log.exception("cannot parse a line of %s", self.name)
+
+    def _write(self, data: bytes) -> None:
+        # The pipe must be read even when the log cannot be written, or the
+        # job would block on a full pipe; a full disk costs the log, not the job.
+        if self._write_failed:
+            return
+        try:
+            # An unbuffered file may take part of a chunk per call.
+            view = memoryview(data)
+            while view:
+                written = self._log_file.write(view)
+                view = view[written or 0 :]
+            self._log_file.flush()
+        except OSError as exc:
+            self._write_failed = True
+            log.error(
+                "cannot write the log %s, the rest of it is lost: %s",
+                getattr(self._log_file, "name", "?"),
+                exc,
+            )
+
+
 class OutputPump:
     """A thread that copies one output pipe of a child into its log file.
 
-    Every chunk read is appended to ``log_file`` and flushed, so the log can
-    be followed while the job runs, and the lines starting with ``prefix``
-    are passed to ``on_line`` as they complete. The pump owns both files and
-    closes them when it ends: at the end of the stream, or soon after
-    :meth:`stop`, once it has read what was already waiting in the pipe.
+    The copying is a :class:`StreamCopier`'s; the pump ends, closing both
+    files, at the end of the stream, or soon after :meth:`stop`, once it has
+    read what was already waiting in the pipe.
 
     :param name: The thread's name.
     :param source: The read end of the pipe.
@@ -121,12 +241,8 @@ class OutputPump:
         on_line: Callable[[bytes], None],
         prefix: bytes = b"",
     ) -> None:
-        self._source = source
-        self._log_file = log_file
-        self._on_line = on_line
-        self._splitter = LineSplitter(prefix)
+        self._copier = StreamCopier(name, source, log_file, on_line, prefix)
         self._stopping = threading.Event()
-        self._write_failed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -143,65 +259,12 @@ class OutputPump:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        fd = self._source.fileno()
         poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        reads_after_stop = 0
+        poller.register(self._copier.fileno(), select.POLLIN)
         try:
-            while True:
-                stopping = self._stopping.is_set()
-                if stopping and reads_after_stop >= _MAX_READS_AFTER_STOP:
-                    break
-                if not poller.poll(0 if stopping else _POLL_MS):
-                    if stopping:
-                        break
-                    continue
-
-                data = os.read(fd, CHUNK_BYTES)
-                if not data:
-                    break
-                if stopping:
-                    reads_after_stop += 1
-                self._write(data)
-                self._parse(self._splitter.feed(data))
-
-            self._parse(self._splitter.finish())
+            while not self._stopping.is_set():
+                if poller.poll(_POLL_MS) and not self._copier.read():
+                    return
+            self._copier.read_waiting()
         finally:
-            self._close()
-
-    def _parse(self, lines: list[bytes]) -> None:
-        for line in lines:
-            try:
-                self._on_line(line)
-            except Exception:
-                # A bug in parsing must not stop the copying: the job would
-                # block on a full pipe, or die of SIGPIPE.
-                log.exception("cannot parse a line of %s", self._thread.name)
-
-    def _write(self, data: bytes) -> None:
-        # The pipe must be read even when the log cannot be written, or the
-        # job would block on a full pipe; a full disk costs the log, not the job.
-        if self._write_failed:
-            return
-        try:
-            self._log_file.write(data)
-            self._log_file.flush()
-        except OSError as exc:
-            self._write_failed = True
-            log.error(
-                "cannot write the log %s, the rest of it is lost: %s",
-                getattr(self._log_file, "name", "?"),
-                exc,
-            )
-
-    def _close(self) -> None:
-        self._source.close()
-        try:
-            self._log_file.close()
-        except OSError as exc:
-            if not self._write_failed:
-                log.error(
-                    "cannot write the end of the log %s: %s",
-                    getattr(self._log_file, "name", "?"),
-                    exc,
-                )
+            self._copier.close()

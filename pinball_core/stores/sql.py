@@ -59,8 +59,7 @@ class SqlStore(Store):
             except sa.exc.SQLAlchemyError as exc:
                 if attempt == _INITIALIZE_ATTEMPTS:
                     raise StoreError(
-                        f"cannot prepare the store at {self.display_url}: "
-                        f"{reason(exc)}"
+                        f"cannot prepare the store at {self.display_url}: {reason(exc)}"
                     ) from exc
                 log.debug("preparing the store failed (%s); trying again", exc)
                 time.sleep(0.2 * attempt)
