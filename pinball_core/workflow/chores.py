@@ -82,22 +82,41 @@ class Chores:
         """Whether a waiting job has an event on every input.
 
         Another worker's end may have just made one ready, a moment before
-        that worker starts it: the instance is not finished then.
+        that worker starts it: the instance is not finished then. Events are
+        counted before any is read: a job fed by hundreds of upstream jobs
+        cannot be ready while it holds fewer events than inputs, and reading
+        all its events at each upstream end would cost the square of the fan.
         """
         inputs = f"{names.instance_prefix(workflow, instance)}input/"
         if self.client.count([inputs]) == [0]:
             return False
-        waiting, events = self.client.query_many(
-            [Query(names.job_prefix(workflow, instance, names.WAITING)), Query(inputs)]
-        )
-        view = transitions.view_of(workflow, instance, waiting + events)
-        for job_name, token in view.jobs.items():
-            queued = view.events.get(job_name, {})
+        waiting: list[tuple[str, Job]] = []
+        for token in self.client.query(
+            names.job_prefix(workflow, instance, names.WAITING)
+        ):
+            parsed = names.parse_job_name(token.name)
             try:
                 job = Job.from_json(token.data)
             except PayloadError:
                 continue
-            if queued and all(queued.get(name) for name in job.inputs):
+            if parsed is not None and job.inputs:
+                waiting.append((parsed.job, job))
+        if not waiting:
+            return False
+
+        prefixes = [names.input_prefix(workflow, instance, name) for name, _ in waiting]
+        counts = self.client.count(prefixes)
+        worth = [
+            (prefix, job)
+            for prefix, (_, job), got in zip(prefixes, waiting, counts, strict=True)
+            if got >= len(job.inputs)
+        ]
+        if not worth:
+            return False
+        read = self.client.query_many([Query(prefix) for prefix, _ in worth])
+        for (prefix, job), events in zip(worth, read, strict=True):
+            fed = {event.name[len(prefix) :].split("/", 1)[0] for event in events}
+            if all(name in fed for name in job.inputs):
                 return True
         return False
 

@@ -38,10 +38,11 @@ class Change:
     deletes: list[Token] = dataclasses.field(default_factory=list)
     #: Names of the runnable tokens inserted, for the worker to pick from.
     made_runnable: list[Token] = dataclasses.field(default_factory=list)
-    #: Waiting jobs that got an event but still lacked others when read: an
-    #: upstream job ending at the same moment may have supplied the rest, so
-    #: the worker looks again once its change is in (see :func:`ready_move`).
-    recheck: list[str] = dataclasses.field(default_factory=list)
+    #: Waiting jobs that got an event but still lacked others when read, with
+    #: how many inputs each has: an upstream job ending at the same moment may
+    #: have supplied the rest, so the worker looks again once its change is in
+    #: (see :func:`ready_move`), if the job holds at least that many events.
+    recheck: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def prefixes_to_read(
@@ -178,7 +179,7 @@ def _post(
             return
 
     if target is not None and parsed is not None and parsed.state == names.WAITING:
-        change.recheck.append(output)
+        change.recheck[output] = len(Job.from_json(target.data).inputs)
     event_id = f"{upstream}_{uuid.uuid4().hex}"
     change.updates.append(
         Token(

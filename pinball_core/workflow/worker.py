@@ -448,9 +448,9 @@ class Worker:
         if change is None:
             return None
         successor = change.made_runnable[0] if change.made_runnable else None
-        for waiting in change.recheck:
+        for waiting, inputs in change.recheck.items():
             started = self._start_if_ready(
-                workflow, instance, waiting, successor is None and self._quiet
+                workflow, instance, waiting, inputs, successor is None and self._quiet
             )
             successor = successor or started
         if successor is None and retry_until is None:
@@ -458,13 +458,17 @@ class Worker:
         return successor
 
     def _start_if_ready(
-        self, workflow: str, instance: str, job_name: str, claim: bool
+        self, workflow: str, instance: str, job_name: str, inputs: int, claim: bool
     ) -> Token | None:
-        """Start a waiting job whose last event may have come from elsewhere."""
+        """Start a waiting job whose last event may have come from elsewhere.
+
+        A job with fewer events queued than it has inputs cannot be ready;
+        counting first spares reading a big fan-in's events at every end.
+        """
         (queued,) = self.client.count(
             [names.input_prefix(workflow, instance, job_name)]
         )
-        if queued == 0:
+        if queued < max(inputs, 1):
             return None
         tokens = self.client.query_many(
             [
