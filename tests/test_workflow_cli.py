@@ -392,6 +392,61 @@ def test_the_schedules_cap_wins_over_the_default(
         run(app, "start", "-w", WF)
 
 
+class SchedulerRacingClient:
+    """A client on which the scheduler starts an instance just before the
+    command's first modify, after the command has counted what runs."""
+
+    def __init__(self, client: MasterClient) -> None:
+        self._client = client
+        self.raced = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def __enter__(self) -> "SchedulerRacingClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def modify(self, *args: Any, **kwargs: Any) -> list[Token]:
+        if not self.raced:
+            self.raced = True
+            put_job(self._client, "parent", names.RUNNABLE, instance="9")
+            # The scheduler writes the schedule with every start it makes.
+            schedule = self._client.query(names.schedule_name(WF))
+            self._client.modify(updates=schedule)
+        return self._client.modify(*args, **kwargs)
+
+
+def test_a_start_racing_the_scheduler_does_not_pass_the_cap(
+    tmp_path: pathlib.Path, master: MasterThread
+) -> None:
+    client = master.client()
+    racing = SchedulerRacingClient(client)
+
+    class RacingApplication(LocalApplication):
+        def master_client(self, *args: Any, **kwargs: Any) -> MasterClient:
+            return racing  # type: ignore[return-value]
+
+    app = RacingApplication(write_config(tmp_path), master)
+    app.plugins.register(ParserPlugin(), "parser.test")
+    put_job(client, "parent", names.RUNNABLE, instance="1")
+    client.modify(
+        updates=[
+            Token(
+                names.schedule_name(WF), data=json.dumps({"max_running_instances": 2})
+            )
+        ]
+    )
+
+    with pytest.raises(WorkflowCommandError, match="2 running instances"):
+        run(app, "start", "-w", WF)
+
+    assert racing.raced
+    assert instances(client) == {"1", "9"}
+
+
 def test_start_with_a_parser_that_is_not_installed(
     tmp_path: pathlib.Path, master: MasterThread
 ) -> None:

@@ -174,19 +174,29 @@ def archived_instance(ctx: Context) -> tuple[list[Token], InstanceSummary] | Non
     return tokens, summary
 
 
-def check_cap(ctx: Context, *, adding_to: str | None = None) -> None:
+def check_cap(ctx: Context, *, adding_to: str | None = None) -> list[Token]:
     """Refuse to start another instance of the workflow when it is at its cap.
 
     ``adding_to`` names an instance that would run again; if it is already
     running it is not another one, so the cap does not stop it.
+
+    Returns the guard to send with the start: the workflow's schedule token
+    as it was read before the running instances were counted. Written back
+    unchanged in the same modify, it makes the master refuse the start if
+    anyone else started an instance since (the scheduler writes that token
+    with every start), so a start racing the scheduler or another start is
+    counted again instead of passing the cap. A workflow without a schedule
+    has no such token; only hand starts racing each other can pass its cap.
     """
+    schedule = names.schedule_name(ctx.workflow)
+    guard = [t for t in ctx.client.query(schedule) if t.name == schedule]
     running = [
         i.instance
         for i in read_instances(ctx.client, ctx.workflow, ctx.now)
         if i.is_running
     ]
     if adding_to is not None and adding_to in running:
-        return
+        return guard
     default = ctx.app.config.default_max_workflow_running_instances
     cap, source = running_cap(ctx.client, ctx.workflow, default)
     if not may_start(len(running), cap):
@@ -195,6 +205,7 @@ def check_cap(ctx: Context, *, adding_to: str | None = None) -> None:
             f"({listing(running)}) and may run at most {cap} (set by {source}); "
             "wait for one to finish, or stop one with `pinball workflow stop`"
         )
+    return guard
 
 
 def insert_new_instance(
@@ -202,20 +213,27 @@ def insert_new_instance(
 ) -> tuple[str, list[Token]]:
     """Insert the tokens ``build(instance_id)`` returns under a fresh instance id.
 
-    The tokens go in one modify, so the instance appears whole or not at
-    all. An id that is taken (another instance started in the same
+    The running-instances cap is checked (:func:`check_cap`) before each try
+    and its guard goes in the same modify as the tokens, so the instance
+    appears whole or not at all, and only while the workflow is under its
+    cap. An id that is taken (another instance started in the same
     millisecond) is replaced by the next one. Taken means any token under
     its prefix, not only one of the same name: the new tokens would
     otherwise join the other instance.
     """
     instance = new_instance_id()
     for _ in range(ATTEMPTS):
+        guard = check_cap(ctx)
         prefix = names.instance_prefix(ctx.workflow, instance)
         if not ctx.client.group(prefix, None):
+            tokens = build(instance)
             try:
-                return instance, ctx.client.modify(updates=build(instance))
+                stored = ctx.client.modify(updates=[*tokens, *guard])
             except VersionConflictError:
-                pass  # inserted by someone else since the check
+                # The id was taken, or an instance started, since the check.
+                ctx.now = time.time()
+            else:
+                return instance, stored[: len(tokens)]
         instance = str(max(int(instance) + 1, int(new_instance_id())))
     raise WorkflowCommandError(
         f"could not find a free instance id for workflow {ctx.workflow} in "

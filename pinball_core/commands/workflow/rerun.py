@@ -6,6 +6,8 @@ second time. Running an instance again removes its ARCHIVE signal, since
 it is no longer finished.
 """
 
+import time
+
 from pinball_core.commands.workflow._shared import (
     Context,
     JobToken,
@@ -131,7 +133,11 @@ def _retry_active(ctx: Context) -> int:
             return None
         updates = [_again(ctx.workflow, ctx.instance, found) for found in chosen]
         deletes = [found.token for found in chosen]
-        return updates, deletes + own_signal_tokens(ctx, tokens, ARCHIVE)
+        # Counted again with each try: an instance that finished meanwhile
+        # runs again as one more, and the guard keeps that within the cap.
+        ctx.now = time.time()
+        guard = check_cap(ctx, adding_to=ctx.instance)
+        return updates + guard, deletes + own_signal_tokens(ctx, tokens, ARCHIVE)
 
     if not modify_with_retries(ctx, plan, f"retry the failed jobs of {ctx.where()}"):
         say(f"nothing to retry in {ctx.where()}: its failed jobs changed meanwhile")
