@@ -98,6 +98,23 @@ def test_a_bad_config_is_one_line_and_exit_2(
     ]
 
 
+def test_config_check_loads_the_plugins_the_config_names(
+    home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "pinball.yaml").write_text("parser: yamll\nexecutor: remote\n")
+
+    result = pinball("-c", "pinball.yaml", "config", "check")
+
+    assert result.returncode == 2
+    assert result.stdout.startswith("# pinball.yaml: names plugins that cannot load")
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2, result.stderr
+    assert errors[0].startswith("pinball: error: pinball.yaml: parser: cannot load")
+    assert "'yamll'" in errors[0] and "installed: " in errors[0]
+    assert errors[1].startswith("pinball: error: pinball.yaml: executor: ")
+    assert "'remote'" in errors[1]
+
+
 def test_debug_adds_the_traceback(home: pathlib.Path, tmp_path: pathlib.Path) -> None:
     (tmp_path / "pinball.yaml").write_text("workers: five\n")
 
