@@ -6,6 +6,7 @@ served over HTTP on a loopback port, workflows run on real workers, and the
 page's own scripts fetch the API, draw the graph and send the actions.
 """
 
+import json
 import pathlib
 import re
 import shutil
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pinball_core.token import Token
+from pinball_core.workflow import names
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from ui_fixtures import Env, ServedUi, wait_for
 
@@ -127,6 +130,24 @@ def test_html_in_commands_and_logs_shows_as_text(
     expect(page.locator("pre#log")).to_have_text(marker + "\n")
     assert page.evaluate("window.hacked") is None
     assert page.locator("pre#log b").count() == 0
+
+
+def test_a_schedules_next_runs_show_in_its_own_zone_and_in_utc(
+    env: Env, served: ServedUi, page: Page
+) -> None:
+    body = {"workflow": "etl", "cron": "30 2 * * *", "timezone": "Europe/Berlin"}
+    env.client.modify([Token(names.schedule_name("etl"), data=json.dumps(body))])
+
+    page.goto(f"{served.url}/schedules/etl")
+
+    # 02:30 in Berlin is 01:30 UTC in winter and 00:30 UTC in summer.
+    zoned = re.compile(
+        r"^\d{4}-\d\d-\d\d 02:30:00 Europe/Berlin "
+        r"\(\d{4}-\d\d-\d\d 0[01]:30:00 UTC\)$"
+    )
+    expect(page.locator("#next-runs li").first).to_have_text(zoned)
+    page.goto(f"{served.url}/schedules")
+    expect(page.locator("#table td", has_text="Europe/Berlin (")).to_have_count(1)
 
 
 def test_without_graphviz_the_jobs_are_listed(

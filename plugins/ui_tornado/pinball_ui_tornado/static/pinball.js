@@ -54,6 +54,21 @@
       `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} UTC`;
   }
 
+  // A time in a schedule's own zone, with UTC beside it: the zone is how the
+  // schedule was written, UTC is how the rest of the UI shows times.
+  function fmtZoned(sec, zone) {
+    if (!zone || zone === "UTC" || sec === null || sec === undefined) return fmtTime(sec);
+    try {
+      const local = new Intl.DateTimeFormat("sv-SE", {
+        timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+      }).format(new Date(sec * 1000));
+      return `${local} ${zone} (${fmtTime(sec)})`;
+    } catch (error) {
+      return fmtTime(sec);  // a zone this browser does not know
+    }
+  }
+
   function fmtDuration(sec) {
     if (sec === null || sec === undefined) return "—";
     if (sec < 10) return `${sec.toFixed(1)} s`;
@@ -919,7 +934,7 @@
       empty: "No schedules. Workflows with a schedule in their definitions get one from `pinball workflow reschedule`.",
       columns: [
         { label: "Workflow", sort: "workflow", render: (r) => link(`/schedules/${seg(r.workflow)}`, r.workflow) },
-        { label: "Next run", sort: "next_run", class: "time", render: (r) => r.next_runs_known ? fmtTime(r.next_run) : "decided by the scheduler" },
+        { label: "Next run", sort: "next_run", class: "time", render: (r) => r.next_runs_known ? fmtZoned(r.next_run, r.timezone) : "decided by the scheduler" },
         { label: "Recurrence", render: (r) => `${r.recurrence} (${r.timezone})` },
         { label: "Overrun policy", sort: "overrun_policy", render: (r) => el("span", { title: r.overrun_policy_help, text: r.overrun_policy }) },
         { label: "Max running", class: "num", render: (r) => r.max_running_instances ?? "default" },
@@ -950,7 +965,7 @@
         ["Parser", s.parser_error ? `cannot read the definitions: ${s.parser_error}` : null],
       ]);
       const runs = document.getElementById("next-runs");
-      runs.replaceChildren(...(s.next_runs_known ? s.next_runs.map((t) => el("li", { text: fmtTime(t) })) : [el("li", { class: "muted", text: "The scheduler computes the next runs." })]));
+      runs.replaceChildren(...(s.next_runs_known ? s.next_runs.map((t) => el("li", { text: fmtZoned(t, s.timezone) })) : [el("li", { class: "muted", text: "The scheduler computes the next runs." })]));
       if (!t) {
         t = new Table(document.getElementById("table"), {
           source: () => url,
