@@ -13,6 +13,7 @@ executor that hangs fails the test instead of the whole run.
 import logging
 import os
 import pathlib
+import select
 import signal
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from pinball_core.executors.magic import (
     MAX_PROPERTY_VALUES,
     MagicLineCollector,
 )
-from pinball_core.executors.output import CHUNK_BYTES, LineSplitter, OutputPump
+from pinball_core.executors.output import CHUNK_BYTES, LineSplitter, StreamCopier
 from pinball_core.plugins import DISABLE_ENV, PluginManager
 
 # A hard limit on any wait for a job or a process; generous, CI machines are slow.
@@ -840,19 +841,28 @@ def test_a_log_that_cannot_be_written_does_not_stop_the_reading(
 ) -> None:
     read_fd, write_fd = os.pipe()
     lines: list[bytes] = []
-    pump = OutputPump(
-        "test-pump",
+    copier = StreamCopier(
+        "test-stream",
         os.fdopen(read_fd, "rb"),
         open("/dev/full", "wb"),  # noqa: SIM115
         lines.append,
         b"PINBALL:",
     )
-    pump.start()
 
-    with os.fdopen(write_fd, "wb") as writer:
-        writer.write(b"x" * (4 * CHUNK_BYTES) + b"\nPINBALL:job_id=1\n")
-    pump.join(_WAIT_SEC)
+    def write() -> None:
+        with os.fdopen(write_fd, "wb") as writer:
+            writer.write(b"x" * (4 * CHUNK_BYTES) + b"\nPINBALL:job_id=1\n")
 
-    assert not pump.is_alive()
+    writer = threading.Thread(target=write)
+    writer.start()
+    deadline = time.monotonic() + _WAIT_SEC
+    while time.monotonic() < deadline:
+        select.select([copier.fileno()], [], [], 0.1)
+        if not copier.read():
+            break
+    copier.close()
+    writer.join(_WAIT_SEC)
+
+    assert not writer.is_alive()
     assert lines == [b"PINBALL:job_id=1"]
     assert "cannot write the log /dev/full" in caplog.text

@@ -8,14 +8,10 @@ prints gigabytes, or one line of gigabytes, costs the worker one chunk.
 :class:`StreamCopier` does the copying one chunk at a time, for whoever
 watches the pipe: the local executor's event loop
 (:mod:`pinball_core.executors.watcher`) serves all jobs of a worker that way.
-:class:`OutputPump` is the same copying on a thread of its own, for an
-executor that has no loop.
 """
 
 import logging
 import os
-import select
-import threading
 from collections.abc import Callable
 from typing import IO, Final
 
@@ -27,9 +23,6 @@ CHUNK_BYTES: Final = 64 * 1024
 #: Reads a stopping reader still makes while output keeps coming, so a
 #: process that escaped the job's process group cannot keep it reading forever.
 MAX_READS_AFTER_STOP: Final = 16
-
-# How often an idle pump thread checks whether it was asked to stop.
-_POLL_MS = 200
 
 
 class LineSplitter:
@@ -217,54 +210,3 @@ class StreamCopier:
                 getattr(self._log_file, "name", "?"),
                 exc,
             )
-
-
-class OutputPump:
-    """A thread that copies one output pipe of a child into its log file.
-
-    The copying is a :class:`StreamCopier`'s; the pump ends, closing both
-    files, at the end of the stream, or soon after :meth:`stop`, once it has
-    read what was already waiting in the pipe.
-
-    :param name: The thread's name.
-    :param source: The read end of the pipe.
-    :param log_file: The log file, opened for binary writing.
-    :param on_line: Called on the pump's thread with each wanted line.
-    :param prefix: Only lines starting with it are passed to ``on_line``.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        source: IO[bytes],
-        log_file: IO[bytes],
-        on_line: Callable[[bytes], None],
-        prefix: bytes = b"",
-    ) -> None:
-        self._copier = StreamCopier(name, source, log_file, on_line, prefix)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the pump to read what is waiting in the pipe now, and end."""
-        self._stopping.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        poller = select.poll()
-        poller.register(self._copier.fileno(), select.POLLIN)
-        try:
-            while not self._stopping.is_set():
-                if poller.poll(_POLL_MS) and not self._copier.read():
-                    return
-            self._copier.read_waiting()
-        finally:
-            self._copier.close()
