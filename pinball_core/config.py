@@ -20,9 +20,11 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
 import pydantic
+import pydantic_core
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -118,10 +120,25 @@ class _Expect:
         self.text = text
 
 
-PositiveInt = Annotated[int, Field(gt=0), _Expect("a positive integer")]
-NonNegativeInt = Annotated[int, Field(ge=0), _Expect("a non-negative integer")]
-Port = Annotated[int, Field(ge=0, le=65535), _Expect("a port number from 0 to 65535")]
-Seconds = Annotated[float, Field(gt=0), _Expect("a positive number of seconds")]
+def _not_a_flag(value: Any) -> Any:
+    """Refuse ``true``/``false`` where a number belongs.
+
+    Pydantic takes a bool for 1 or 0, so ``workers: true`` would run one
+    worker; a flag in a number's place is a mistake worth naming.
+    """
+    if isinstance(value, bool):
+        # Not a value_error: the message is then the key's own "must be ...".
+        raise pydantic_core.PydanticCustomError("flag_for_number", "not a number")
+    return value
+
+
+Number = BeforeValidator(_not_a_flag)
+PositiveInt = Annotated[int, Number, Field(gt=0), _Expect("a positive integer")]
+NonNegativeInt = Annotated[int, Number, Field(ge=0), _Expect("a non-negative integer")]
+Port = Annotated[
+    int, Number, Field(ge=0, le=65535), _Expect("a port number from 0 to 65535")
+]
+Seconds = Annotated[float, Number, Field(gt=0), _Expect("a positive number of seconds")]
 Flag = Annotated[bool, _Expect("true or false")]
 Text = Annotated[str, _Expect("a string")]
 OptionalText = Annotated[str | None, _Expect("a string")]

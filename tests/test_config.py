@@ -279,6 +279,23 @@ def test_a_bad_value_names_file_key_and_reason(tmp_path: pathlib.Path) -> None:
     assert message == "pinball.yaml: workers: must be a positive integer, got 'five'"
 
 
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("workers: true", "workers: must be a positive integer, got True"),
+        ("master_port: false", "master_port: must be a port number"),
+        ("worker_lease_sec: true", "worker_lease_sec: must be a positive number"),
+    ],
+)
+def test_a_flag_where_a_number_belongs_is_refused(
+    tmp_path: pathlib.Path, line: str, expected: str
+) -> None:
+    # YAML's true would otherwise pass as the number 1.
+    message = error_of(write(tmp_path, line + "\n"))
+
+    assert message.startswith(f"pinball.yaml: {expected}")
+
+
 def test_a_misspelt_key_is_refused_with_a_suggestion(tmp_path: pathlib.Path) -> None:
     # The original's shipped config had this typo, which it silently ignored.
     message = error_of(write(tmp_path, "max_backoff_client_reconnet_sec: 60\n"))

@@ -83,3 +83,11 @@ def test_processes_racing_to_create_a_new_store_all_succeed(
         racer.stderr.close()
 
     assert failures == []
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self").exists(), reason="needs /proc")
+def test_a_folder_where_no_file_can_be_made_is_named() -> None:
+    # Even root cannot create files in /proc: the lock file cannot be made.
+    store = SqliteStore("sqlite:////proc/pinball-test.db")
+    with pytest.raises(StoreError, match="/proc/pinball-test.db.master-lock"):
+        store.lock_for_master()

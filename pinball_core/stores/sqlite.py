@@ -67,7 +67,14 @@ class SqliteStore(SqlStore):
         if self.path is None or self._lock_file is not None:
             return
         lock_path = self.path.with_name(self.path.name + ".master-lock")
-        handle = open(lock_path, "ab")  # noqa: SIM115 - held until close()
+        try:
+            handle = open(lock_path, "ab")  # noqa: SIM115 - held until close()
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the master's lock file {lock_path} beside the "
+                f"SQLite store: {exc.strerror or exc}; set store (or home) to a "
+                "folder this user can write"
+            ) from exc
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
