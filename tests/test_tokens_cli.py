@@ -89,6 +89,20 @@ def test_cat_with_no_match(config: pathlib.Path) -> None:
     assert result.stdout.splitlines() == ["total 0"]
 
 
+@pytest.mark.parametrize("command", [["cat"], ["cat", "-r"], ["ls"], ["rm", "-f"]])
+def test_a_name_without_its_slash_is_refused_not_empty(
+    config: pathlib.Path, command: list[str]
+) -> None:
+    result = pinball(config, *command, "workflow")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "pinball: error: 'workflow' cannot start a token name: every name starts "
+        "with '/' (did you mean '/workflow'?)"
+    ]
+
+
 def test_cat_recursive_shows_utc_time_and_priority(
     config: pathlib.Path, master: MasterThread
 ) -> None:

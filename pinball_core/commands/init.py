@@ -4,6 +4,8 @@ import argparse
 import importlib.resources
 import logging
 import pathlib
+import shutil
+import sys
 from typing import Any
 
 from pinball_core.errors import ConfigError
@@ -20,7 +22,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         help="write a starter config and example workflows",
         description="Write FOLDER/pinball.yaml, a commented config that runs on "
         "the embedded SQLite store, and example workflows under "
-        "FOLDER/workflows. Existing files are left alone unless --force.",
+        "FOLDER/workflows. If any of them exists already, nothing is written "
+        "unless --force, which overwrites them.",
     )
     parser.add_argument(
         "folder", nargs="?", default=".", help="where to write (default: here)"
@@ -49,10 +52,27 @@ def run(args: argparse.Namespace, app: Any) -> int:
 
     config = folder / "pinball.yaml"
     print(
-        f"\nnext: pinball -c {config} run --start hello\n"
+        f"\nnext: {_program()} -c {config} run --start hello\n"
         f"then open http://localhost:8080 (stop with Ctrl-C)"
     )
     return 0
+
+
+def _program() -> str:
+    """How to call this ``pinball``: its bare name if the PATH finds this one.
+
+    Run from a virtual environment that is not activated, the bare name would
+    find another installation, or none.
+    """
+    invoked = pathlib.Path(sys.argv[0])
+    on_path = shutil.which("pinball")
+    if on_path is not None and invoked.name == "pinball":
+        try:
+            if pathlib.Path(on_path).samefile(invoked):
+                return "pinball"
+        except OSError:
+            pass
+    return str(invoked) if invoked.name == "pinball" else "pinball"
 
 
 def _starter_files() -> list[tuple[pathlib.PurePosixPath, Any]]:

@@ -182,6 +182,7 @@ def cat_tokens(args: argparse.Namespace, app: Application) -> int:
 def ls_tokens(args: argparse.Namespace, app: Application) -> int:
     """Print the token counts by name group, sorted by name."""
     suffix = None if args.recursive else DELIMITER
+    _check_prefix(args.prefix)
     with _connect(args, app) as client:
         counts = dict(sorted(client.group(args.prefix, suffix).items()))
 
@@ -287,8 +288,18 @@ def _connect(args: argparse.Namespace, app: Application) -> MasterClient:
     return app.master_client(args.host, args.port, interactive=True)
 
 
+def _check_prefix(prefix: str) -> None:
+    """Refuse a prefix no token name can start with, rather than find nothing."""
+    if prefix and not prefix.startswith(DELIMITER):
+        raise TokensUsageError(
+            f"{prefix!r} cannot start a token name: every name starts with "
+            f"{DELIMITER!r} (did you mean {DELIMITER + prefix!r}?)"
+        )
+
+
 def _select(client: MasterClient, prefix: str, recursive: bool) -> list[Token]:
     """The tokens under ``prefix``, or only the one named ``prefix``."""
+    _check_prefix(prefix)
     tokens = client.query(prefix)
     if recursive:
         return tokens
