@@ -117,6 +117,10 @@ def _run(
         config_file.write_text(
             yaml.safe_dump(
                 {
+                    # Its own home, so that its unsent mails stay in its own
+                    # spool and no real Pinball process on this host sends them.
+                    "home": str(folder / "home" / smtp),
+                    "logs_dir": str(folder / "logs" / smtp),
                     "master_host": "127.0.0.1",
                     "master_port": master.port,
                     "smtp_host": "127.0.0.1",

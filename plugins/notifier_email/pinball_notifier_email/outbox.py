@@ -8,11 +8,17 @@ mail waits, with a doubling delay between tries; a mail the server refuses
 for good, or one still unsent after ``give_up_after_sec``, is logged with
 its recipients and subject and dropped. At process exit the thread gets
 ``exit_flush_sec`` to send what is left; what still is not sent is logged.
+
+With a :class:`~pinball_notifier_email.spool.Spool`, each mail is also
+written to disk once composed and its file removed once the mail is sent or
+dropped, so mail still waiting when the process dies is sent by the next
+process on the host whose mail thread starts: the thread first adopts it.
 """
 
 import atexit
 import dataclasses
 import logging
+import pathlib
 import queue
 import threading
 import time
@@ -24,6 +30,7 @@ from pinball_notifier_email.compose import Mail
 from pinball_notifier_email.events import Event
 from pinball_notifier_email.settings import EmailSettings
 from pinball_notifier_email.smtp import MailRejected, ServerUnavailable, SmtpConnection
+from pinball_notifier_email.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +42,15 @@ _STOP_TICK_SEC = 0.1
 class _Item:
     """One event on its way: its mail once composed, and its retry timer."""
 
-    event: Event
+    #: None for a mail adopted from the spool: it was composed elsewhere.
+    event: Event | None
     queued_at: float
     mail: Mail | None = None
     #: When composing may be tried again after the master could not be read.
     compose_at: float = 0.0
     compose_failures: int = 0
+    #: The mail's file in the spool, once written there.
+    spooled: pathlib.Path | None = None
 
 
 class Outbox:
@@ -50,6 +60,8 @@ class Outbox:
     :param compose: Makes an event's mail (None: nobody to tell); it may
         raise :class:`~pinball_core.errors.MasterError` to be tried again.
     :param connect: Opens an SMTP session; replaceable for tests.
+    :param spool: Where composed mails wait on disk; None keeps them in
+        memory only. Used from the mail thread alone.
     """
 
     def __init__(
@@ -57,10 +69,12 @@ class Outbox:
         settings: EmailSettings,
         compose: Callable[[Event], Mail | None],
         connect: Callable[[EmailSettings], SmtpConnection] = SmtpConnection,
+        spool: Spool | None = None,
     ) -> None:
         self.settings = settings
         self._compose = compose
         self._connect = connect
+        self._spool = spool
         # None wakes the thread to stop; it is never counted as an event.
         self._events: queue.Queue[tuple[float, Event] | None] = queue.Queue(
             settings.queue_size
@@ -93,7 +107,7 @@ class Outbox:
         if self._closed:
             log.error("mail for %s not queued: the notifier has stopped", _name(event))
             return False
-        self._start()
+        self.start()
         try:
             self._events.put_nowait((time.monotonic(), event))
         except queue.Full:
@@ -159,7 +173,17 @@ class Outbox:
 
     # -- The mail thread -----------------------------------------------------------
 
-    def _start(self) -> None:
+    @property
+    def spooling(self) -> bool:
+        """Whether composed mails are kept on disk (until the spool fails)."""
+        return self._spool is not None
+
+    def start(self) -> None:
+        """Start the mail thread unless it runs; at once, without waiting.
+
+        The thread first adopts the spooled mail of processes that died,
+        then sends it with the mails of this process.
+        """
         if self._thread is not None:
             return
         with self._lock:
@@ -172,6 +196,7 @@ class Outbox:
         atexit.register(self.close)
 
     def _run(self) -> None:
+        self._claim_spool()
         while True:
             try:
                 self._step()
@@ -185,14 +210,45 @@ class Outbox:
                 if idle or time.monotonic() >= self._stop_deadline:
                     break
         self._report_unsent("the notifier stopped first")
+        # Only the thread gives up the spool's lock: while a hung thread may
+        # still send, another process must not adopt its mails.
+        if self._spool is not None:
+            self._spool.release()
+
+    def _claim_spool(self) -> None:
+        spool = self._spool
+        if spool is None:
+            return
+        try:
+            adopted = spool.claim()
+        except OSError as exc:
+            log.error(
+                "mail spool %s cannot be used (%s); this process keeps its "
+                "mail in memory only",
+                spool.folder,
+                exc,
+            )
+            self._spool = None
+            return
+        # The give-up delay counts from when the mail was first queued.
+        wall, now = time.time(), time.monotonic()
+        items = [
+            _Item(None, now - max(0.0, wall - s.queued), s.mail, spooled=s.path)
+            for s in adopted
+        ]
+        with self._lock:
+            self._items[:0] = items
+            dropped = self._trim()
+        self._drop(dropped, "too many mails waiting (plugins.email.queue_size)")
 
     def _step(self) -> None:
         self._take_events(self._sleep_time())
         now = time.monotonic()
         self._compose_due(now)
+        # Before sending: a mail adopted from the spool may be long overdue.
+        self._expire(time.monotonic())
         if self._ready() and now >= self._server_retry_at:
             self._send_ready()
-        self._expire(time.monotonic())
         with self._changed:
             self._changed.notify_all()
 
@@ -244,17 +300,29 @@ class Outbox:
         with self._lock:
             self._items.append(item)
             self._events.task_done()
-            over = len(self._items) - self.settings.queue_size
-            dropped = self._items[:over] if over > 0 else []
-            del self._items[: max(over, 0)]
-            self.dropped += len(dropped)
-        for old in dropped:
-            _log_unsent(old, "too many mails waiting (plugins.email.queue_size)")
+            dropped = self._trim()
+        self._drop(dropped, "too many mails waiting (plugins.email.queue_size)")
+
+    def _trim(self) -> list[_Item]:
+        """Take the oldest items beyond ``queue_size`` out; the lock is held."""
+        over = len(self._items) - self.settings.queue_size
+        if over <= 0:
+            return []
+        dropped = self._items[:over]
+        del self._items[:over]
+        self.dropped += over
+        return dropped
+
+    def _drop(self, items: list[_Item], why: str) -> None:
+        for item in items:
+            self._unspool(item)
+            _log_unsent(item, why)
 
     def _compose_due(self, now: float) -> None:
         with self._lock:
             due = [i for i in self._items if i.mail is None and i.compose_at <= now]
         for item in due:
+            assert item.event is not None
             try:
                 mail = self._compose(item.event)
             except (MasterError, OSError) as exc:
@@ -279,6 +347,41 @@ class Outbox:
                     self._items.remove(item)
                 else:
                     item.mail = mail
+            if mail is not None:
+                self._save(item, mail)
+
+    def _save(self, item: _Item, mail: Mail) -> None:
+        """Write a composed mail to the spool, if there is one."""
+        spool = self._spool
+        if spool is None:
+            return
+        queued = time.time() - (time.monotonic() - item.queued_at)
+        try:
+            item.spooled = spool.save(mail, queued)
+        except OSError as exc:
+            log.warning(
+                "mail %r kept in memory only: cannot write it to the spool %s (%s)",
+                mail.subject,
+                spool.folder,
+                exc,
+            )
+
+    def _unspool(self, item: _Item) -> None:
+        """Remove a mail's file from the spool: it was sent or dropped."""
+        path = item.spooled
+        if path is None or self._spool is None:
+            return
+        item.spooled = None
+        try:
+            self._spool.discard(path)
+        except OSError as exc:
+            log.warning(
+                "cannot remove the spool file %s (%s); the process that adopts "
+                "it will send the mail %r again",
+                path,
+                exc,
+                item.mail.subject if item.mail is not None else "",
+            )
 
     def _ready(self) -> list[_Item]:
         with self._lock:
@@ -332,6 +435,7 @@ class Outbox:
         self._server_retry_at = 0.0
 
     def _finish(self, item: _Item, *, sent: bool) -> None:
+        self._unspool(item)
         with self._lock:
             if item in self._items:
                 self._items.remove(item)
@@ -347,8 +451,7 @@ class Outbox:
             for item in old:
                 self._items.remove(item)
             self.dropped += len(old)
-        for item in old:
-            _log_unsent(item, f"still not sent after {limit:.0f} s")
+        self._drop(old, f"still not sent after {limit:.0f} s")
 
     def _backoff(self, failures: int) -> float:
         settings = self.settings
@@ -356,8 +459,12 @@ class Outbox:
         return float(min(delay, settings.max_retry_delay_sec))
 
     def _report_unsent(self, why: str) -> None:
+        # Mails in the spool stay there, for the next process to send; this
+        # may run on another thread while the mail thread hangs, so it leaves
+        # the spool alone.
         with self._lock:
-            left = list(self._items)
+            left = [i for i in self._items if i.spooled is None]
+            kept = [i for i in self._items if i.spooled is not None]
             self._items.clear()
             self.dropped += len(left)
             while True:
@@ -374,10 +481,22 @@ class Outbox:
             self._changed.notify_all()
         for item in left:
             _log_unsent(item, why)
+        for item in kept:
+            assert item.mail is not None
+            log.warning(
+                "mail not sent: %s; kept in %s for the next Pinball process on "
+                "this host; to %s, subject %r",
+                why,
+                item.spooled,
+                ", ".join(item.mail.recipients),
+                item.mail.subject,
+            )
 
 
-def _name(event: Event) -> str:
+def _name(event: Event | None) -> str:
     """A short description of an event for logs."""
+    if event is None:
+        return "a mail from the spool"
     kind = type(event).__name__
     parts = [getattr(event, "workflow", ""), getattr(event, "instance", "")]
     parts.append(getattr(event, "job", ""))

@@ -6,10 +6,16 @@ mail, and only then starts its mail thread. Each hook decides at once
 whether its event is mailed at all (``plugins.email.events``), copies what
 it was given and queues it, so the worker or scheduler calling it goes on
 without waiting.
+
+Composed mails wait on disk, in the spool (``plugins.email.spool_dir``), so
+that mail of a process that died is sent by the next one on the host. A
+process adopts that mail when its mail thread starts: at its first event, or
+as soon as it runs a job or starts a scheduled run.
 """
 
 import collections
 import logging
+import pathlib
 import threading
 from typing import Any
 
@@ -32,6 +38,7 @@ from pinball_notifier_email.events import (
 from pinball_notifier_email.lookup import MasterFacts
 from pinball_notifier_email.outbox import Outbox
 from pinball_notifier_email.settings import EmailSettings, settings_from_config
+from pinball_notifier_email.spool import Spool, check_folder
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,9 @@ class EmailNotifier:
         self._facts = MasterFacts(
             lambda: _master_client(settings), settings.default_max_running_instances
         )
-        self.outbox = Outbox(settings, Composer(settings, self._facts).compose)
+        self.outbox = Outbox(
+            settings, Composer(settings, self._facts).compose, spool=_spool(settings)
+        )
 
     def close(self, timeout: float | None = None) -> None:
         """Send what is waiting (up to ``timeout``, default ``exit_flush_sec``)
@@ -82,6 +91,17 @@ class EmailNotifier:
             self._facts.close()
 
     # -- Hooks ---------------------------------------------------------------------
+
+    # These two only start the mail thread, which first adopts what a process
+    # that died left in the spool; they need none of the hook's arguments.
+
+    @hookimpl
+    def pinball_job_started(self) -> None:
+        self._adopt_spool()
+
+    @hookimpl
+    def pinball_schedule_fired(self) -> None:
+        self._adopt_spool()
 
     @hookimpl
     def pinball_job_failed(
@@ -185,6 +205,15 @@ class EmailNotifier:
                 self._seen.popitem(last=False)
         return True
 
+    def _adopt_spool(self) -> None:
+        # A process that runs jobs or starts runs lives on, so it sends what
+        # a dead process left without waiting for a mail of its own. Short
+        # commands (pinball tokens ls) call no such hook, and so never wait
+        # at exit on mail that is not theirs.
+        outbox = self.outbox
+        if outbox is not None and outbox.spooling:
+            outbox.start()
+
     def _put(self, event: Event) -> None:
         if self.outbox is not None:
             self.outbox.put(event)
@@ -194,6 +223,27 @@ def _copy(payload: Job | None) -> Job | None:
     # The worker keeps changing its Job after the hook returns; the mail is
     # composed later, on another thread, so it gets a copy of this moment.
     return None if payload is None else Job.from_json(payload.to_json())
+
+
+def _spool(settings: EmailSettings) -> Spool | None:
+    """The spool, if it is on and its folder can be written; else None, with
+    one error: mail then waits in memory, and a worker never stops for it."""
+    if settings.spool_dir is None:
+        return None
+    folder = pathlib.Path(settings.spool_dir)
+    try:
+        check_folder(folder)
+    except OSError as exc:
+        log.error(
+            "mail spool %s cannot be used: %s; unsent mail will not survive a "
+            "restart of this process. Make the folder writable, or set "
+            "plugins.email.spool_dir to another folder (spool: false turns the "
+            "spool off)",
+            folder,
+            exc,
+        )
+        return None
+    return Spool(folder)
 
 
 def _master_client(settings: EmailSettings) -> MasterClient:

@@ -56,6 +56,8 @@ class _Options(BaseModel):
     max_retry_delay_sec: PositiveSeconds = 300.0
     give_up_after_sec: PositiveSeconds = 6 * 3600.0
     exit_flush_sec: Annotated[float, Field(ge=0)] = 10.0
+    spool: bool = True
+    spool_dir: str | None = None
 
 
 # What each option must be, for error messages.
@@ -72,7 +74,12 @@ _EXPECTED: Final[Mapping[str, str]] = {
     "max_retry_delay_sec": "a positive number of seconds",
     "give_up_after_sec": "a positive number of seconds",
     "exit_flush_sec": "a number of seconds, 0 or more",
+    "spool": "true or false",
+    "spool_dir": "a folder path",
 }
+
+#: The spool's folder under the Pinball home when ``spool_dir`` is not set.
+DEFAULT_SPOOL_DIR: Final = "mail-spool"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,6 +111,9 @@ class EmailSettings:
     master_port: int = 9090
     master_secret: str | None = None
     default_max_running_instances: int = 3
+    #: Where composed mails wait on disk until sent, as an absolute path;
+    #: None when the spool is off and mail waits in memory only.
+    spool_dir: str | None = None
 
     def sends(self, event: str) -> bool:
         """Whether mail goes out for ``event``; unknown kinds always do."""
@@ -171,7 +181,18 @@ def settings_from_config(config: Any) -> EmailSettings:
         master_port=config.master_port,
         master_secret=config.master_secret,
         default_max_running_instances=config.default_max_workflow_running_instances,
+        spool_dir=_spool_dir(config, options),
     )
+
+
+def _spool_dir(config: Any, options: _Options) -> str | None:
+    """The spool folder: ``spool_dir`` taken from the config file's folder
+    when relative, as every path in the config is, else ``<home>/mail-spool``."""
+    if not options.spool:
+        return None
+    if options.spool_dir is None:
+        return str(config.home / DEFAULT_SPOOL_DIR)
+    return str(config.resolve_path(options.spool_dir))
 
 
 def _describe(error: pydantic.ValidationError) -> str:

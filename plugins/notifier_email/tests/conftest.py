@@ -43,6 +43,12 @@ def master(tmp_path: pathlib.Path) -> Iterator[MasterThread]:
 
 
 @pytest.fixture
+def spool_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    """The mail spool of :func:`make_config`'s home, by default."""
+    return tmp_path / "home" / "mail-spool"
+
+
+@pytest.fixture
 def make_config(
     tmp_path: pathlib.Path, master: MasterThread, inbox: Inbox
 ) -> MakeConfig:

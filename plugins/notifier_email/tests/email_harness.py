@@ -6,6 +6,7 @@ Nothing here waits a fixed time: every wait is for a condition, with a
 deadline that only turns a hang into a failure.
 """
 
+import collections
 import dataclasses
 import email
 import email.message
@@ -26,6 +27,7 @@ from pinball_core.local import MasterThread
 from pinball_core.plugins import PluginManager
 from pinball_core.token import Token
 from pinball_core.workflow import names
+from pinball_core.workflow.model import Job
 from pinball_core.workflow.status import InstanceSummary, Status, read_instance
 from pinball_core.workflow.worker import Worker, WorkerSettings
 
@@ -247,25 +249,72 @@ class Pinball:
         self.master.client().modify([token])
 
     def first_failure(self, workflow: str, instance: str = "1") -> str:
-        """The failed job whose end the master recorded first.
-
-        Versions only grow, so the lowest version among the failed jobs'
-        tokens (left as they ended) is the first failure.
-        """
-        summary = self.instance(workflow, instance)
-        failed = {j.name for j in summary.jobs if j.status is Status.FAILURE}
-        tokens = self.master.client().query(names.job_prefix(workflow, instance))
-        versions = {}
-        for token in tokens:
-            parsed = names.parse_job_name(token.name)
-            if parsed is not None and parsed.job in failed:
-                versions[parsed.job] = token.version or 0
-        return min(versions, key=lambda job: versions[job])
+        """The failed job whose end the master recorded first."""
+        return first_failure(self.master, workflow, instance)
 
     def instance(self, workflow: str, instance: str) -> InstanceSummary:
-        summary = read_instance(self.master.client(), workflow, instance, time.time())
-        assert summary is not None
-        return summary
+        return read_summary(self.master, workflow, instance)
 
 
 MakePinball = Callable[..., Pinball]
+
+
+def read_summary(master: MasterThread, workflow: str, instance: str) -> InstanceSummary:
+    summary = read_instance(master.client(), workflow, instance, time.time())
+    assert summary is not None
+    return summary
+
+
+def first_failure(master: MasterThread, workflow: str, instance: str = "1") -> str:
+    """The failed job whose end the master recorded first.
+
+    Versions only grow, so the lowest version among the failed jobs'
+    tokens (left as they ended) is the first failure.
+    """
+    summary = read_summary(master, workflow, instance)
+    failed = {j.name for j in summary.jobs if j.status is Status.FAILURE}
+    tokens = master.client().query(names.job_prefix(workflow, instance))
+    versions = {}
+    for token in tokens:
+        parsed = names.parse_job_name(token.name)
+        if parsed is not None and parsed.job in failed:
+            versions[parsed.job] = token.version or 0
+    return min(versions, key=lambda job: versions[job])
+
+
+def schedule(master: MasterThread, workflow: str, emails: list[str]) -> None:
+    """Post the workflow's schedule token, as a parser writes it."""
+    data = {"workflow": workflow, "recurrence_sec": 86400, "emails": emails}
+    token = Token(names.schedule_name(workflow), data=json.dumps(data))
+    master.client().modify([token])
+
+
+# -- A failing workflow ----------------------------------------------------------------
+
+#: The owner of the workflows the tests run.
+OWNER = "owner@example.com"
+
+
+def failing_workflow(count: int) -> dict[str, Job]:
+    """``count`` jobs that fail at once, each with its own address."""
+    jobs = {"start": Job(command="true")}
+    for n in range(count):
+        jobs[f"fail_{n}"] = Job(
+            command=f"exit {n + 1}", inputs=["start"], emails=[f"f{n}@example.com"]
+        )
+    jobs["after"] = Job(command="true", inputs=[f"fail_{n}" for n in range(count)])
+    return jobs
+
+
+def expected_failure_mails(
+    count: int, first: str
+) -> collections.Counter[tuple[str, tuple[str, ...]]]:
+    """Every mail of a run of :func:`failing_workflow`, once each, as
+    (subject, recipients)."""
+    expected: collections.Counter[tuple[str, tuple[str, ...]]] = collections.Counter()
+    for n in range(count):
+        subject = f"[Pinball] Job fail_{n} of wf failed with exit code {n + 1}"
+        owners = (OWNER,) if first == f"fail_{n}" else ()
+        expected[subject, (f"f{n}@example.com", *owners)] = 1
+    expected["[Pinball] FAILURE: workflow wf, instance 1", (OWNER,)] = 1
+    return expected

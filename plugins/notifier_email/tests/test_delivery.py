@@ -4,6 +4,7 @@ with its recipients and subject, and what is left is sent at process exit.
 """
 
 import collections
+import json
 import logging
 import pathlib
 import ssl
@@ -15,42 +16,25 @@ from typing import Any
 import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from email_harness import WAIT_SEC, Inbox, MakeConfig, MakePinball, free_port, wait_for
+from email_harness import (
+    OWNER,
+    WAIT_SEC,
+    Inbox,
+    MakeConfig,
+    MakePinball,
+    expected_failure_mails,
+    failing_workflow,
+    free_port,
+    wait_for,
+)
 from pinball_core.components import Notification
 from pinball_core.workflow.instance import instance_tokens
-from pinball_core.workflow.model import Job
-
-OWNER = "owner@example.com"
-
-
-def _failing_workflow(count: int) -> dict[str, Job]:
-    """``count`` jobs that fail at once, each with its own address."""
-    jobs = {"start": Job(command="true")}
-    for n in range(count):
-        jobs[f"fail_{n}"] = Job(
-            command=f"exit {n + 1}", inputs=["start"], emails=[f"f{n}@example.com"]
-        )
-    jobs["after"] = Job(command="true", inputs=[f"fail_{n}" for n in range(count)])
-    return jobs
 
 
 def _notify(pinball: Any, subject: str, to: str = "ops@example.com") -> None:
     pinball.plugins.hook.pinball_notify(
         notification=Notification((to,), subject, f"{subject}.")
     )
-
-
-def _expected(
-    count: int, first: str
-) -> collections.Counter[tuple[str, tuple[str, ...]]]:
-    """Every mail of a run of :func:`_failing_workflow`, once each."""
-    expected: collections.Counter[tuple[str, tuple[str, ...]]] = collections.Counter()
-    for n in range(count):
-        subject = f"[Pinball] Job fail_{n} of wf failed with exit code {n + 1}"
-        owners = (OWNER,) if first == f"fail_{n}" else ()
-        expected[subject, (f"f{n}@example.com", *owners)] = 1
-    expected["[Pinball] FAILURE: workflow wf, instance 1", (OWNER,)] = 1
-    return expected
 
 
 def test_hung_server_does_not_hold_up_the_workers(
@@ -69,7 +53,7 @@ def test_hung_server_does_not_hold_up_the_workers(
     wait_for("the mail thread to hang", lambda: inbox.hung_connections() == 1)
 
     pinball.schedule("wf", [OWNER])
-    pinball.start(instance_tokens("wf", "1", _failing_workflow(8)))
+    pinball.start(instance_tokens("wf", "1", failing_workflow(8)))
     pinball.start_workers(3)
 
     assert pinball.finished.wait("wf", "1") == "FAILURE"
@@ -87,7 +71,7 @@ def test_hung_server_does_not_hold_up_the_workers(
     received = inbox.received()
     assert received[0].subject == "Before the run"
     assert collections.Counter((m.subject, m.recipients) for m in received[1:]) == (
-        _expected(8, pinball.first_failure("wf"))
+        expected_failure_mails(8, pinball.first_failure("wf"))
     )
     assert outbox.sent == 10 and outbox.dropped == 0
     assert any("cannot send mail through" in r.message for r in caplog.records)
@@ -102,7 +86,7 @@ def test_mails_wait_for_a_stopped_server_and_arrive_when_it_is_back(
     inbox.stop()
     pinball = make_pinball()
     pinball.schedule("wf", [OWNER])
-    pinball.start(instance_tokens("wf", "1", _failing_workflow(4)))
+    pinball.start(instance_tokens("wf", "1", failing_workflow(4)))
     pinball.start_workers(2)
 
     assert pinball.finished.wait("wf", "1") == "FAILURE"
@@ -118,7 +102,7 @@ def test_mails_wait_for_a_stopped_server_and_arrive_when_it_is_back(
     assert outbox.flush(WAIT_SEC)
     received = inbox.received()
     assert collections.Counter((m.subject, m.recipients) for m in received) == (
-        _expected(4, pinball.first_failure("wf"))
+        expected_failure_mails(4, pinball.first_failure("wf"))
     )
     # The instance ended after its jobs failed, and is mailed after them.
     assert "FAILURE: workflow wf" in received[-1].subject
@@ -126,8 +110,9 @@ def test_mails_wait_for_a_stopped_server_and_arrive_when_it_is_back(
 
 
 def test_a_mail_given_up_on_is_logged_with_recipients_and_subject(
-    make_pinball: MakePinball, inbox: Inbox, caplog: pytest.LogCaptureFixture
-) -> None:
+    make_pinball: MakePinball, inbox: Inbox, caplog: pytest.LogCaptureFixture,
+    spool_dir: pathlib.Path,
+) -> None:  # fmt: skip
     inbox.stop()
     pinball = make_pinball(email={"give_up_after_sec": 0.5})
     _notify(pinball, "Nightly report", to="boss@example.com")
@@ -142,6 +127,7 @@ def test_a_mail_given_up_on_is_logged_with_recipients_and_subject(
     outbox = pinball.notifier.outbox
     assert outbox is not None and outbox.flush(WAIT_SEC)
     assert outbox.dropped == 1
+    assert list(spool_dir.glob("*.json")) == []
 
     inbox.start()
     _notify(pinball, "Later report")
@@ -163,7 +149,7 @@ class _Refusing(Inbox):
 
 def test_a_refused_mail_is_logged_and_not_retried(
     make_config: MakeConfig, make_pinball: MakePinball, inbox: Inbox,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, spool_dir: pathlib.Path,
 ) -> None:  # fmt: skip
     inbox.stop()
     refusing = _Refusing(inbox.port)
@@ -187,6 +173,7 @@ def test_a_refused_mail_is_logged_and_not_retried(
         ("To both", ("dev@example.com",)),
     ]
     assert outbox.sent == 2 and outbox.dropped == 1
+    assert list(spool_dir.glob("*.json")) == []
     errors = [r.message for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "the server refused it" in errors[0] and "550" in errors[0]
@@ -196,8 +183,9 @@ def test_a_refused_mail_is_logged_and_not_retried(
 
 
 def test_a_full_queue_drops_and_logs_without_blocking(
-    make_pinball: MakePinball, inbox: Inbox, caplog: pytest.LogCaptureFixture
-) -> None:
+    make_pinball: MakePinball, inbox: Inbox, caplog: pytest.LogCaptureFixture,
+    spool_dir: pathlib.Path,
+) -> None:  # fmt: skip
     """The mail thread is stuck on a hung server; events beyond the queue's
     size are dropped at once, each with an error naming it."""
     inbox.black_hole()
@@ -221,6 +209,7 @@ def test_a_full_queue_drops_and_logs_without_blocking(
     # At most two mails wait: when the queued two join, the oldest makes way.
     assert [m.subject for m in inbox.received()] == ["more 0", "more 1"]
     assert outbox.sent == 2 and outbox.dropped == 3
+    assert list(spool_dir.glob("*.json")) == []
     assert any(
         "too many mails waiting" in r.message and "'first'" in r.message
         for r in caplog.records
@@ -256,7 +245,7 @@ def _run_and_exit(config_path: pathlib.Path) -> subprocess.CompletedProcess[str]
 
 
 def test_waiting_mail_is_sent_at_process_exit(
-    make_config: MakeConfig, inbox: Inbox
+    make_config: MakeConfig, inbox: Inbox, spool_dir: pathlib.Path
 ) -> None:
     config = make_config()
     assert config.source is not None
@@ -266,11 +255,31 @@ def test_waiting_mail_is_sent_at_process_exit(
     assert result.returncode == 0, result.stderr
     (mail,) = inbox.received()
     assert mail.subject == "Sent at exit"
+    # Nothing left: neither the mail's file nor the process's lock file.
+    assert list(spool_dir.iterdir()) == []
 
 
 def test_mail_still_unsent_at_exit_is_logged(
     make_config: MakeConfig, inbox: Inbox
 ) -> None:
+    inbox.stop()
+    config = make_config(email={"exit_flush_sec": 0.5, "spool": False})
+    assert config.source is not None
+
+    result = _run_and_exit(config.source)
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        "ERROR:pinball_notifier_email.outbox:mail not sent: the notifier "
+        "stopped first; to ops@example.com, subject 'Sent at exit'" in result.stderr
+    )
+
+
+def test_mail_still_unsent_at_exit_stays_in_the_spool(
+    make_config: MakeConfig, inbox: Inbox, spool_dir: pathlib.Path
+) -> None:
+    """The file stays, and so does the lock file, unlocked, for the next
+    process to adopt them; the log says where the mail is."""
     inbox.stop()
     config = make_config(email={"exit_flush_sec": 0.5})
     assert config.source is not None
@@ -278,10 +287,17 @@ def test_mail_still_unsent_at_exit_is_logged(
     result = _run_and_exit(config.source)
 
     assert result.returncode == 0, result.stderr
+    (path,) = spool_dir.glob("*.json")
+    assert json.loads(path.read_text())["subject"] == "Sent at exit"
+    assert [p.name for p in spool_dir.glob("*.lock")] == [
+        path.name.split(".")[0] + ".lock"
+    ]
     assert (
-        "mail not sent: the notifier stopped first; to ops@example.com, "
-        "subject 'Sent at exit'" in result.stderr
+        f"WARNING:pinball_notifier_email.outbox:mail not sent: the notifier "
+        f"stopped first; kept in {path} for the next Pinball process on this "
+        "host; to ops@example.com, subject 'Sent at exit'" in result.stderr
     )
+    assert "ERROR" not in result.stderr
 
 
 # -- TLS and login -------------------------------------------------------------------

@@ -67,6 +67,24 @@ def test_shared_keys_and_options(tmp_path: pathlib.Path) -> None:
     assert settings.subject_prefix == ""
 
 
+def test_spool_folder(tmp_path: pathlib.Path) -> None:
+    """Under the home by default; a relative spool_dir is taken from the
+    config file's folder, as every path in the config is; off with spool."""
+    home = tmp_path / "home"
+
+    default = settings_from_config(_config(tmp_path, {"home": str(home)}))
+    relative = settings_from_config(
+        _config(tmp_path, {"plugins": {"email": {"spool_dir": "spool"}}})
+    )
+    off = settings_from_config(
+        _config(tmp_path, {"plugins": {"email": {"spool": False}}})
+    )
+
+    assert default.spool_dir == str(home / "mail-spool")
+    assert relative.spool_dir == str(tmp_path / "spool")
+    assert off.spool_dir is None
+
+
 def test_ui_url_overrides_host_and_port(tmp_path: pathlib.Path) -> None:
     config = _config(
         tmp_path,
@@ -132,6 +150,11 @@ def test_empty_options_are_the_defaults(tmp_path: pathlib.Path) -> None:
             {"ui_url": "pinball.example.com"},
             False,
             "plugins.email.ui_url: must start with http:// or https://",
+        ),
+        (
+            {"spool": "no"},
+            False,
+            "plugins.email.spool: must be true or false, got 'no'",
         ),
         (
             {"log_lines": -1},
