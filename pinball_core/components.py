@@ -29,7 +29,16 @@ class Parser(Protocol):
         ...
 
     def instance_tokens(self, workflow: str, instance: str) -> list[Token]:
-        """The job tokens that start a new ``instance`` of ``workflow``."""
+        """The job tokens that start a new ``instance`` of ``workflow``.
+
+        :raises pinball_core.errors.DefinitionError: if the workflow's
+            definition has problems; it lists them, and callers show it as
+            it is, so it names the file, place and reason of each.
+        :raises ValueError: if the parser does not define ``workflow``, or
+            for any other reason it cannot build the tokens; the message is
+            shown to the operator as it is. (DefinitionError is a ValueError
+            too, so catching ValueError catches both.)
+        """
         ...
 
     def schedule_token(self, workflow: str) -> Token | None:

@@ -5,6 +5,7 @@ or remote, can tell a version conflict from a missing token from bad input.
 """
 
 import enum
+from collections.abc import Sequence
 
 
 class ErrorCode(enum.StrEnum):
@@ -101,3 +102,31 @@ class PluginLoadError(PinballError):
 
     The message names the entry-point group, the plugin name and the cause.
     """
+
+
+class DefinitionError(PinballError, ValueError):
+    """A workflow's definition has problems, so nothing can be built from it.
+
+    Parsers raise it from ``instance_tokens``. It is a ValueError too, since
+    the parser contract promised one before this class existed, and callers
+    that catch ValueError still see it. The message names the workflow and
+    lists each problem on a line of its own, with its place where known.
+
+    :param workflow: the workflow whose definition has the problems.
+    :param problems: one readable line each, e.g. ``file:line:column: reason``.
+    """
+
+    def __init__(self, workflow: str, problems: Sequence[str]) -> None:
+        self.workflow = workflow
+        self.problems = list(problems)
+        count = len(self.problems)
+        what = "a problem" if count == 1 else f"{count} problems"
+        fix = "fix it" if count == 1 else "fix them"
+        listed = "".join(f"\n  {problem}" for problem in self.problems)
+        super().__init__(
+            f"workflow {workflow} has {what} in its definition; {fix}:{listed}"
+        )
+
+    def __reduce__(self) -> tuple[type["DefinitionError"], tuple[str, list[str]]]:
+        # The message is built from the arguments, so rebuild it from them.
+        return type(self), (self.workflow, self.problems)

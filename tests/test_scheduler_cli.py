@@ -25,6 +25,7 @@ from pinball_core.cli import main
 from pinball_core.client import HttpClient, MasterClient
 from pinball_core.commands import workflow as workflow_cli
 from pinball_core.commands.workflow._shared import WorkflowCommandError
+from pinball_core.errors import DefinitionError
 from pinball_core.local import MasterThread
 from pinball_core.plugins import PluginManager
 from pinball_core.scheduler.history import read_scheduled_run
@@ -33,6 +34,7 @@ from pinball_core.scheduler.scheduler import PARKED_OWNER
 from pinball_core.scheduler.spec import ScheduleSpec
 from pinball_core.scheduler.testing import DictParser, ManualClock, SchedulerRig
 from pinball_core.scheduler.timeline import upcoming
+from pinball_core.token import Token
 from pinball_core.workflow import names
 
 DEFINITIONS = {
@@ -371,11 +373,77 @@ def plugins_for_rig() -> PluginManager:
     return PluginManager()
 
 
-def test_next_of_a_workflow_without_a_schedule(app: Application) -> None:
-    with pytest.raises(WorkflowCommandError, match="reschedule -w by_hand"):
+class ProblemParser(DictParser):
+    """A parser whose workflows all have a problem in their definitions."""
+
+    def instance_tokens(self, workflow: str, instance: str) -> list[Token]:
+        raise DefinitionError(workflow, [f"{workflow}.yaml:4:7: job a: a cycle"])
+
+
+def test_a_due_run_of_a_definition_with_problems_is_refused_naming_them(
+    client: MasterClient, plugins_for_rig: PluginManager
+) -> None:
+    rig = SchedulerRig(
+        client,
+        ManualClock(datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)),
+        ProblemParser({}),
+        plugins_for_rig.make_overrun_policy,
+    )
+    rig.add(ScheduleSpec(workflow="w", recurrence_sec=3600))
+    rig.clock.advance(3601)
+
+    rig.run_pass()
+
+    [refused] = rig.calls("pinball_schedule_refused")
+    assert refused["reason"] == (
+        "workflow w has a problem in its definition; fix it: w.yaml:4:7: job a: a cycle"
+    )
+
+
+def test_next_of_a_workflow_whose_definition_has_no_schedule(
+    app: Application,
+) -> None:
+    with pytest.raises(WorkflowCommandError) as error:
         workflow(app, "next", "-w", "by_hand")
+
+    assert str(error.value).startswith(
+        "workflow by_hand has no schedule: its definition has none; add one there"
+    )
     with pytest.raises(WorkflowCommandError, match="-n must be from 1"):
         workflow(app, "next", "-w", "by_hand", "-n", "0")
+
+
+def test_next_of_a_schedule_not_written_yet(app: Application) -> None:
+    with pytest.raises(WorkflowCommandError) as error:
+        workflow(app, "next", "-w", "hourly")
+
+    assert str(error.value) == (
+        "workflow hourly has no schedule in the master; `pinball workflow "
+        "reschedule -w hourly` writes the one its definition has"
+    )
+
+
+def test_next_of_a_workflow_that_is_not_defined(app: Application) -> None:
+    with pytest.raises(WorkflowCommandError) as error:
+        workflow(app, "next", "-w", "nosuch")
+
+    message = str(error.value)
+    assert message.startswith("workflow nosuch is not defined by the parser 'test'")
+    assert message.endswith("it knows: by_hand, hourly, nightly")
+    assert "reschedule" not in message
+
+
+def test_reschedule_of_a_workflow_whose_definition_has_no_schedule(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(WorkflowCommandError) as error:
+        workflow(app, "reschedule", "-w", "by_hand")
+
+    assert str(error.value).startswith(
+        "workflow by_hand has no schedule in its definition"
+    )
+    assert capsys.readouterr().out == ""
+    assert client.query(names.SCHEDULE_PREFIX) == []
 
 
 # -- pinball scheduler ------------------------------------------------------------

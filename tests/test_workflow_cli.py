@@ -1236,6 +1236,175 @@ def test_list_shows_every_workflow(
     assert f"workflow {WF}: FAILURE, 0 running instances, last {INST}" in output(capsys)
 
 
+# -- Definitions with problems, read by the YAML parser
+
+#: Workflow files whose ``some_workflow`` cannot be built, by what is wrong,
+#: with a line of the problem the error must show.
+BROKEN: dict[str, tuple[dict[str, str], str]] = {
+    "cycle": (
+        {
+            "flows.yaml": f"""\
+workflows:
+  {WF}:
+    jobs:
+      a: {{command: "true", depends_on: [b]}}
+      b: {{command: "true", depends_on: [a]}}
+"""
+        },
+        f"flows.yaml:4:7: workflow {WF}, job a: the jobs depend on each other "
+        "in a cycle: a -> b -> a",
+    ),
+    "missing dependency": (
+        {
+            "flows.yaml": f"""\
+workflows:
+  {WF}:
+    jobs:
+      a: {{command: "true", depends_on: [nope]}}
+"""
+        },
+        f"flows.yaml:4:41: workflow {WF}, job a: depends on 'nope', which is "
+        "not a job of this workflow",
+    ),
+    "unknown key": (
+        {
+            "flows.yaml": f"""\
+workflows:
+  {WF}:
+    jobs:
+      a: {{command: "true", retries: 3}}
+"""
+        },
+        f"flows.yaml:4:28: workflow {WF}, job a: unknown job key 'retries'",
+    ),
+    "defined twice": (
+        {
+            "a.yaml": f'workflows: {{{WF}: {{jobs: {{a: {{command: "true"}}}}}}}}\n',
+            "b.yaml": f'workflows: {{{WF}: {{jobs: {{a: {{command: "true"}}}}}}}}\n',
+        },
+        f"b.yaml:1:13: workflow {WF}: is also defined in ",
+    ),
+}
+
+
+@pytest.fixture(params=sorted(BROKEN))
+def broken(request: pytest.FixtureRequest) -> tuple[dict[str, str], str]:
+    return BROKEN[request.param]
+
+
+def yaml_app(
+    tmp_path: pathlib.Path, master: MasterThread, files: dict[str, str]
+) -> LocalApplication:
+    """An application whose YAML parser reads ``files``, written to a folder."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    config = write_config(tmp_path, parser="yaml", parser_params={"path": "flows"})
+    return LocalApplication(config, master)
+
+
+def test_start_refuses_a_definition_with_problems_in_one_message(
+    tmp_path: pathlib.Path,
+    master: MasterThread,
+    client: MasterClient,
+    broken: tuple[dict[str, str], str],
+) -> None:
+    files, problem = broken
+    app = yaml_app(tmp_path, master, files)
+
+    with pytest.raises(WorkflowCommandError) as error:
+        run(app, "start", "-w", WF)
+
+    message = str(error.value)
+    assert message.startswith(
+        f"workflow {WF} has a problem in its definition; fix it:\n  "
+    )
+    assert problem in message
+    assert "cannot start" not in message
+    assert instances(client) == set()
+
+
+def test_poison_of_a_new_instance_refuses_a_definition_with_problems(
+    tmp_path: pathlib.Path,
+    master: MasterThread,
+    client: MasterClient,
+    broken: tuple[dict[str, str], str],
+) -> None:
+    files, problem = broken
+    app = yaml_app(tmp_path, master, files)
+
+    with pytest.raises(WorkflowCommandError) as error:
+        run(app, "poison", "-w", WF, "-j", "a", "-f")
+
+    assert problem in str(error.value)
+    assert instances(client) == set()
+
+
+def test_reload_refuses_a_definition_with_problems(
+    tmp_path: pathlib.Path,
+    master: MasterThread,
+    client: MasterClient,
+    broken: tuple[dict[str, str], str],
+) -> None:
+    files, problem = broken
+    app = yaml_app(tmp_path, master, files)
+    put_job(client, "a", command="echo old")
+    before = active(client)
+
+    with pytest.raises(WorkflowCommandError) as error:
+        run(app, "reload", "-w", WF, "-i", INST, "-f")
+
+    assert problem in str(error.value)
+    assert active(client) == before
+
+
+def test_start_of_a_workflow_in_a_file_that_does_not_parse(
+    tmp_path: pathlib.Path, master: MasterThread
+) -> None:
+    text = f'workflows:\n  {WF}:\n    jobs:\n      a:\n        command: "echo hi\n'
+    app = yaml_app(tmp_path, master, {"flows.yaml": text})
+
+    with pytest.raises(WorkflowCommandError) as error:
+        run(app, "start", "-w", WF)
+
+    lines = str(error.value).splitlines()
+    assert lines[0].startswith(f"workflow {WF} is not defined by the parser 'yaml'")
+    assert lines[1] == "the definitions have 1 problem that may hide it:"
+    assert lines[2] == (
+        f"  {tmp_path}/flows/flows.yaml:5:18: not valid YAML: while scanning a "
+        "quoted scalar that starts here, found unexpected end of stream at line 6, "
+        "column 1"
+    )
+
+
+def test_an_unknown_workflow_is_not_blamed_on_other_workflows_problems(
+    tmp_path: pathlib.Path, master: MasterThread
+) -> None:
+    app = yaml_app(tmp_path, master, BROKEN["cycle"][0])
+
+    with pytest.raises(WorkflowCommandError) as error:
+        run(app, "start", "-w", "nosuch")
+
+    assert str(error.value) == (
+        "workflow nosuch is not defined by the parser 'yaml' (parser_params "
+        f"{{'path': 'flows'}}); it knows: {WF}"
+    )
+
+
+def test_start_shows_the_refusal_of_any_parser(
+    app: Application, client: MasterClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: DictParser, workflow: str, instance: str) -> list[Token]:
+        raise ValueError(f"workflow {workflow} needs the table 'sales' first")
+
+    monkeypatch.setattr(DictParser, "instance_tokens", refuse)
+
+    with pytest.raises(WorkflowCommandError, match="needs the table 'sales' first"):
+        run(app, "start", "-w", WF)
+    assert instances(client) == set()
+
+
 # -- As a process
 
 
@@ -1290,3 +1459,28 @@ def test_refusals_are_one_line_errors(
     assert result.stderr.startswith("pinball: error: not changing anything: stop")
     assert len(result.stderr.splitlines()) == 1
     assert len(active(client)) == 2
+
+
+def test_a_definition_with_problems_is_one_error_line_and_exit_2(
+    tmp_path: pathlib.Path, master: MasterThread
+) -> None:
+    (tmp_path / "flows.yaml").write_text(BROKEN["cycle"][0]["flows.yaml"])
+    assert master.port is not None
+    config = write_config(
+        tmp_path,
+        master_host="127.0.0.1",
+        master_port=master.port,
+        client_connect_attempts=1,
+        parser="yaml",
+        parser_params={"path": "flows.yaml"},
+    )
+
+    result = pinball(config, "start", "-w", WF, "-f")
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"pinball: error: workflow {WF} has a problem in its definition; fix it:",
+        f"  {tmp_path}/{BROKEN['cycle'][1]}; break it, or declare the "
+        "workflow 'cyclic: true'",
+    ]

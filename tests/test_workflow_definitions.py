@@ -116,7 +116,9 @@ def test_validate_lists_every_problem_and_fails(
     joined = "\n".join(lines)
     for expected in ("'missing'", "max_attempts", "did you mean 'command'?", "cycle"):
         assert expected in joined
-    assert "5 problems" in captured.err and "nothing was started" in captured.err
+    assert "5 problems" in captured.err
+    # validate never starts anything, so it does not say it started nothing.
+    assert "started" not in captured.err
 
 
 def test_validate_as_json(
@@ -175,6 +177,45 @@ def test_validate_reports_a_parser_that_cannot_build_tokens(
 
     assert code == 1
     assert "workflow w: ValueError: job x has no command" in capsys.readouterr().out
+
+
+def test_validate_lists_the_problems_a_parser_finds_only_when_building(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "late_parser.py").write_text(
+        "from pinball_core import hookimpl\n"
+        "from pinball_core.errors import DefinitionError\n"
+        "class Parser:\n"
+        "    def workflow_names(self): return ['w']\n"
+        "    def instance_tokens(self, workflow, instance):\n"
+        "        raise DefinitionError('w', ['w.cfg:3: job x has no command'])\n"
+        "    def schedule_token(self, workflow): return None\n"
+        "    def validate(self): return []\n"
+        "class Plugin:\n"
+        "    @hookimpl\n"
+        "    def pinball_make_parser(self, params): return Parser()\n"
+    )
+    path = config(tmp_path, GOOD, parser="late_parser:Plugin")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(tmp_path))
+        code = pinball("-c", path, "workflow", "validate")
+
+    assert code == 1
+    assert capsys.readouterr().out == "w.cfg:3: job x has no command\n"
+
+
+def test_graph_of_a_workflow_in_a_file_that_does_not_parse(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config(tmp_path, 'workflows:\n  daily:\n    jobs: {a: {command: "x}}\n')
+
+    code = pinball("-c", path, "workflow", "graph", "-w", "daily")
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "workflow daily is not defined by the parser 'yaml'" in err
+    assert f"{tmp_path / 'flows.yaml'}:3:25: not valid YAML: while scanning" in err
 
 
 def test_validate_refuses_options_it_does_not_take(
@@ -249,7 +290,9 @@ def test_graph_of_an_unknown_workflow(
     code = pinball("-c", config(tmp_path, GOOD), "workflow", "graph", "-w", "dayly")
 
     assert code == 2
-    assert "no workflow 'dayly'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "workflow dayly is not defined by the parser 'yaml'" in err
+    assert "it knows: daily; did you mean 'daily'?" in err
 
 
 def test_graph_of_a_workflow_with_problems(
@@ -258,7 +301,9 @@ def test_graph_of_a_workflow_with_problems(
     code = pinball("-c", config(tmp_path, BAD), "workflow", "graph", "-w", "daily")
 
     assert code == 2
-    assert "workflow daily cannot start" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pinball: error: workflow daily has 5 problems in its definition" in err
+    assert "cannot start" not in err
 
 
 def test_graph_needs_a_workflow(

@@ -37,6 +37,7 @@ from pinball_core.components import (
     Parser,
 )
 from pinball_core.errors import (
+    DefinitionError,
     MasterUnavailableError,
     NotFoundError,
     PinballError,
@@ -435,10 +436,15 @@ class Scheduler:
                 continue
             try:
                 tokens = parser.instance_tokens(workflow, instance)
-                if not tokens:
-                    raise ValueError("the parser gave no tokens for it")
+            except DefinitionError as exc:
+                # It names the workflow and lists the problems itself.
+                reason = _one_line(exc)
+                return self._refuse(look, slot, reason, OverrunDecision.DELAY)
             except Exception as exc:
-                reason = f"workflow {workflow} cannot start: {_one_line(exc)}"
+                reason = f"the parser cannot build its tokens: {_one_line(exc)}"
+                return self._refuse(look, slot, reason, OverrunDecision.DELAY)
+            if not tokens:
+                reason = "the parser gave no tokens for it"
                 return self._refuse(look, slot, reason, OverrunDecision.DELAY)
             record = ScheduledRun.make(
                 workflow,

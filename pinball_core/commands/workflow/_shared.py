@@ -4,6 +4,8 @@ import argparse
 import dataclasses
 import datetime
 import getpass
+import logging
+import re
 import socket
 import sys
 import time
@@ -16,6 +18,7 @@ from pinball_core.components import Parser
 from pinball_core.errors import NotFoundError, PinballError, VersionConflictError
 from pinball_core.token import Token
 from pinball_core.workflow import names
+from pinball_core.workflow.definition import did_you_mean
 from pinball_core.workflow.instance import new_instance_id
 from pinball_core.workflow.model import ABORT, Job, PayloadError, Signal
 from pinball_core.workflow.signals import level_of, read_signals
@@ -27,8 +30,13 @@ from pinball_core.workflow.status import (
     running_cap,
 )
 
+log = logging.getLogger(__name__)
+
 #: How often a change that met concurrent writers is read and tried again.
 ATTEMPTS: Final = 10
+
+#: How many of the parser's problems an unknown workflow's error shows.
+SHOWN_PROBLEMS: Final = 5
 
 #: How times are shown: always UTC, whatever the local zone.
 TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S UTC"
@@ -132,6 +140,78 @@ def plural(count: int, word: str) -> str:
 
 def listing(items: Iterable[str]) -> str:
     return ", ".join(items) or "none"
+
+
+def require_defined(
+    app: Application, parser: Parser, workflow: str, instead: str = ""
+) -> None:
+    """Refuse a workflow the parser does not define, naming those it does.
+
+    The parser's own problems are shown too, the first few of them: a file
+    that does not parse hides the workflows in it, which would otherwise
+    look merely misspelt. ``instead`` says what else the operator can do.
+    """
+    known = sorted(parser.workflow_names())
+    if workflow in known:
+        return
+    config = app.config
+    message = (
+        f"workflow {workflow} is not defined by the parser {config.parser!r} "
+        f"(parser_params {dict(config.parser_params)}); it knows: {listing(known)}"
+    )
+    if instead:
+        message += f"; {instead}"
+    message += did_you_mean(workflow, known)
+    # A problem that names a workflow the parser knows is inside what it
+    # read, so it cannot be what hides this one.
+    read = [re.compile(rf"\bworkflow {re.escape(name)}\b") for name in known]
+    problems = [
+        line
+        for line in _parser_problems(parser)
+        if not any(pattern.search(line) for pattern in read)
+    ]
+    if problems:
+        shown = "".join(f"\n  {line}" for line in problems[:SHOWN_PROBLEMS])
+        message += (
+            f"\nthe definitions have {plural(len(problems), 'problem')} that may "
+            f"hide it:{shown}"
+        )
+        if len(problems) > SHOWN_PROBLEMS:
+            message += (
+                f"\n  and {len(problems) - SHOWN_PROBLEMS} more; "
+                "`pinball workflow validate` lists them all"
+            )
+    raise WorkflowCommandError(message)
+
+
+def _parser_problems(parser: Parser) -> list[str]:
+    # Only to explain an error already decided on, so a parser whose
+    # validate breaks does not replace that error with its own.
+    try:
+        return [str(problem) for problem in parser.validate()]
+    except Exception:
+        log.debug("the parser's validate failed", exc_info=True)
+        return []
+
+
+def definition_tokens(parser: Parser, workflow: str, instance: str) -> list[Token]:
+    """The job tokens the parser builds for a new ``instance`` of ``workflow``.
+
+    :raises WorkflowCommandError: with the parser's own message when it
+        refuses (a DefinitionError listing the definition's problems, or
+        another ValueError, as the parser contract allows), or when it
+        gives no tokens.
+    """
+    try:
+        tokens = parser.instance_tokens(workflow, instance)
+    except ValueError as exc:
+        raise WorkflowCommandError(str(exc)) from exc
+    if not tokens:
+        raise WorkflowCommandError(
+            f"the parser gave no tokens for workflow {workflow}; check its "
+            "definition with `pinball workflow validate`"
+        )
+    return tokens
 
 
 def instance_tokens(ctx: Context) -> list[Token]:

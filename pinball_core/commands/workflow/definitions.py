@@ -17,11 +17,13 @@ from pinball_core.commands.workflow._shared import (
     Context,
     WorkflowCommandError,
     archived_instance,
+    definition_tokens,
     plural,
+    require_defined,
     say,
 )
 from pinball_core.components import Parser
-from pinball_core.errors import PinballError
+from pinball_core.errors import DefinitionError, PinballError
 from pinball_core.workflow import graph as graphs
 from pinball_core.workflow import names
 from pinball_core.workflow.model import Job
@@ -107,7 +109,7 @@ def validate(args: argparse.Namespace, app: Application) -> int:
             print(problem)
         print(
             f"{plural(len(problems), 'problem')} in the definitions read by parser "
-            f"{app.config.parser!r}; nothing was started",
+            f"{app.config.parser!r}",
             file=sys.stderr,
         )
         return 1
@@ -143,6 +145,8 @@ def _building_problems(parser: Parser, workflows: list[str]) -> list[str]:
         try:
             parser.instance_tokens(workflow, _DRAFT_INSTANCE)
             parser.schedule_token(workflow)
+        except DefinitionError as exc:
+            problems.extend(exc.problems)
         except Exception as exc:
             problems.append(f"workflow {workflow}: {type(exc).__name__}: {exc}")
     return problems
@@ -200,10 +204,8 @@ def _format_of(output: str | None) -> str:
 
 def _definition_jobs(app: Application, workflow: str) -> dict[str, Job]:
     parser = _make_parser(app)
-    try:
-        tokens = parser.instance_tokens(workflow, _DRAFT_INSTANCE)
-    except ValueError as exc:
-        raise WorkflowCommandError(str(exc)) from None
+    require_defined(app, parser, workflow)
+    tokens = definition_tokens(parser, workflow, _DRAFT_INSTANCE)
     jobs = {}
     for token in tokens:
         parsed = names.parse_job_name(token.name)

@@ -12,6 +12,7 @@ from pinball_core.commands.workflow._shared import (
     Context,
     JobToken,
     WorkflowCommandError,
+    definition_tokens,
     instance_tokens,
     jobs_of,
     listing,
@@ -19,6 +20,7 @@ from pinball_core.commands.workflow._shared import (
     operator,
     plural,
     require_active,
+    require_defined,
     say,
     unknown_jobs,
 )
@@ -72,13 +74,8 @@ def reload(ctx: Context) -> int:
     unknown_jobs(ctx, wanted, jobs)
 
     parser = ctx.make_parser()
-    if ctx.workflow not in parser.workflow_names():
-        raise WorkflowCommandError(
-            f"workflow {ctx.workflow} is not defined by the parser "
-            f"{ctx.app.config.parser!r} (parser_params "
-            f"{dict(ctx.app.config.parser_params)}); nothing to reload from"
-        )
-    defined = jobs_of(parser.instance_tokens(ctx.workflow, ctx.instance))
+    require_defined(ctx.app, parser, ctx.workflow, "nothing to reload from")
+    defined = jobs_of(definition_tokens(parser, ctx.workflow, ctx.instance))
     gone = [name for name in wanted if name not in defined]
     if not ctx.confirm(
         f"reload {plural(len(wanted), 'job')} of {ctx.where()} from the "

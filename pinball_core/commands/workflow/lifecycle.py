@@ -7,6 +7,7 @@ from pinball_core.commands.workflow._shared import (
     Context,
     WorkflowCommandError,
     check_cap,
+    definition_tokens,
     format_time,
     insert_new_instance,
     instance_tokens,
@@ -15,6 +16,7 @@ from pinball_core.commands.workflow._shared import (
     operator,
     plural,
     require_active,
+    require_defined,
     say,
 )
 from pinball_core.errors import NotFoundError, VersionConflictError
@@ -29,23 +31,11 @@ log = logging.getLogger(__name__)
 def start(ctx: Context) -> int:
     """Start a new instance of the workflow from the parser's definitions."""
     parser = ctx.make_parser()
-    known = parser.workflow_names()
-    if ctx.workflow not in known:
-        raise WorkflowCommandError(
-            f"workflow {ctx.workflow} is not defined by the parser "
-            f"{ctx.app.config.parser!r} (parser_params "
-            f"{dict(ctx.app.config.parser_params)}); it knows: {listing(sorted(known))}"
-        )
+    require_defined(ctx.app, parser, ctx.workflow)
     check_cap(ctx)
 
     def build(instance: str) -> list[Token]:
-        tokens = parser.instance_tokens(ctx.workflow, instance)
-        if not tokens:
-            raise WorkflowCommandError(
-                f"the parser gave no tokens for workflow {ctx.workflow}; "
-                "check its definition with `pinball config check`"
-            )
-        return tokens
+        return definition_tokens(parser, ctx.workflow, instance)
 
     instance, stored = insert_new_instance(ctx, build)
     say(

@@ -22,6 +22,7 @@ from pinball_core.commands.workflow._shared import (
     WorkflowCommandError,
     archived_instance,
     check_cap,
+    definition_tokens,
     insert_new_instance,
     instance_tokens,
     jobs_of,
@@ -30,6 +31,7 @@ from pinball_core.commands.workflow._shared import (
     own_signal_tokens,
     plural,
     refuse_if_aborted,
+    require_defined,
     say,
 )
 from pinball_core.token import Token
@@ -245,13 +247,11 @@ def _poison_new(
 
 def _from_parser(ctx: Context) -> dict[str, JobToken]:
     parser = ctx.make_parser()
-    if ctx.workflow not in parser.workflow_names():
-        raise WorkflowCommandError(
-            f"workflow {ctx.workflow} is not defined by the parser "
-            f"{ctx.app.config.parser!r}; give -i to poison an existing instance"
-        )
+    require_defined(
+        ctx.app, parser, ctx.workflow, "give -i to poison an existing instance"
+    )
     # The instance id is a placeholder: the jobs move to the new id later.
-    tokens = parser.instance_tokens(ctx.workflow, "0")
+    tokens = definition_tokens(parser, ctx.workflow, "0")
     return {name: _fresh(found) for name, found in jobs_of(tokens).items()}
 
 

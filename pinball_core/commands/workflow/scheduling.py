@@ -9,8 +9,10 @@ from pinball_core.commands.workflow._shared import (
     Context,
     WorkflowCommandError,
     plural,
+    require_defined,
     say,
 )
+from pinball_core.errors import PinballError
 from pinball_core.scheduler import reschedule as schedules
 from pinball_core.scheduler.history import format_slot
 from pinball_core.scheduler.recurrence import aware_time, zone_of
@@ -54,6 +56,13 @@ def reschedule(ctx: Context) -> int:
     for problem in result.problems:
         print(f"pinball: error: {problem}", file=sys.stderr)
     if not result.changes and not result.problems:
+        if ctx.args.workflow is not None:
+            # Asked for one workflow, which is defined (or it would have
+            # been refused) but has nothing to write.
+            raise WorkflowCommandError(
+                f"workflow {ctx.workflow} has no schedule in its definition, so "
+                "there is nothing to write; add a schedule to its definition first"
+            )
         say("no workflow in the definitions has a schedule")
     return 1 if result.problems else 0
 
@@ -149,11 +158,37 @@ def _read(ctx: Context) -> Schedule:
             f"{exc}; rewrite it with `pinball workflow reschedule -w {ctx.workflow}`"
         ) from None
     if found is None:
-        raise WorkflowCommandError(
-            f"workflow {ctx.workflow} has no schedule; `pinball workflow reschedule "
-            f"-w {ctx.workflow}` writes it from the definitions"
-        )
+        raise WorkflowCommandError(_why_unscheduled(ctx))
     return found[1]
+
+
+def _why_unscheduled(ctx: Context) -> str:
+    """Why the workflow has no schedule token, from what its definition says."""
+    try:
+        parser = ctx.make_parser()
+    except PinballError as exc:
+        return (
+            f"workflow {ctx.workflow} has no schedule, and its definition cannot "
+            f"be read to say why: {exc}"
+        )
+    require_defined(ctx.app, parser, ctx.workflow)
+    try:
+        defined = parser.schedule_token(ctx.workflow)
+    except ValueError as exc:
+        return (
+            f"workflow {ctx.workflow} has no schedule, and the one in its "
+            f"definition cannot be written: {exc}"
+        )
+    if defined is None:
+        return (
+            f"workflow {ctx.workflow} has no schedule: its definition has none; "
+            "add one there, then write it with `pinball workflow reschedule "
+            f"-w {ctx.workflow}`"
+        )
+    return (
+        f"workflow {ctx.workflow} has no schedule in the master; `pinball workflow "
+        f"reschedule -w {ctx.workflow}` writes the one its definition has"
+    )
 
 
 def _slot(schedule: Schedule, moment: float) -> str:

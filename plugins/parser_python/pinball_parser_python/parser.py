@@ -6,6 +6,7 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pinball_core.errors import DefinitionError
 from pinball_core.token import Token
 from pinball_core.workflow import definition, names
 
@@ -77,16 +78,14 @@ class PythonParser:
     def instance_tokens(self, workflow: str, instance: str) -> list[Token]:
         """The job tokens of a new ``instance`` of ``workflow``.
 
-        :raises ValueError: if the workflow is unknown or its definition has
-            problems; the message lists every one of them.
+        :raises DefinitionError: if its definition has problems; the
+            message lists every one of them.
+        :raises ValueError: if the workflow is unknown.
         """
         found = self.workflow(workflow)
         problems = self.problems_of(workflow)
         if problems:
-            listed = "\n".join(f"  {p}" for p in problems)
-            raise ValueError(
-                f"workflow {workflow} cannot start; fix its definition:\n{listed}"
-            )
+            raise DefinitionError(workflow, [str(p) for p in problems])
         return definition.instance_tokens(
             workflow,
             instance,
@@ -136,10 +135,17 @@ class PythonParser:
         workflows = self._load()
         if name not in workflows:
             hint = definition.did_you_mean(name, workflows)
-            raise ValueError(
+            message = (
                 f"no workflow {name!r} in {self.source}{hint}; "
                 f"known: {', '.join(sorted(workflows)) or 'none'}"
             )
+            # A module that fails to import hides every workflow it lists:
+            # say so, or the workflow merely looks misspelt.
+            unread = [str(p) for p in self._problems if p.workflow is None]
+            if unread:
+                listed = "".join(f"\n  {line}" for line in unread)
+                message += f"; problems outside any workflow may hide it:{listed}"
+            raise ValueError(message)
         return workflows[name]
 
     def problems_of(self, workflow: str) -> list[Problem]:

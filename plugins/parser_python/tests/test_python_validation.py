@@ -8,6 +8,7 @@ import pathlib
 from collections.abc import Callable
 
 import pytest
+from pinball_core.errors import DefinitionError
 
 from pinball_parser_python import PythonParser
 from pinball_parser_python.parser import make
@@ -198,9 +199,9 @@ def test_workflow_with_problems_cannot_start_but_others_can(parse: Parse) -> Non
         "bad = Workflow('bad')\nbad.shell('a', 'true', depends_on=['x', 'y'])\n"
     )
 
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(DefinitionError) as raised:
         parser.instance_tokens("bad", "1")
-    assert "workflow bad cannot start" in str(raised.value)
+    assert "workflow bad has 2 problems in its definition" in str(raised.value)
     assert "'x'" in str(raised.value) and "'y'" in str(raised.value)
     assert len(parser.instance_tokens("good", "1")) == 1
 
@@ -216,6 +217,18 @@ def test_unknown_workflow_with_a_suggestion(parse: Parse) -> None:
 
     with pytest.raises(ValueError, match="did you mean 'daily_report'"):
         parser.instance_tokens("daily_reprot", "1")
+
+
+def test_unknown_workflow_of_a_module_that_fails_to_import(parse: Parse) -> None:
+    parser = parse(HEADER + "w = Workflow('w')\nw.shell('a', undefined_name)\n")
+
+    with pytest.raises(ValueError) as raised:
+        parser.instance_tokens("w", "1")
+
+    message = str(raised.value)
+    assert message.startswith("no workflow 'w' in path ")
+    assert "problems outside any workflow may hide it:\n  " in message
+    assert "NameError: name 'undefined_name' is not defined" in message
 
 
 def test_import_error_names_the_module_file_and_line(parse: Parse) -> None:

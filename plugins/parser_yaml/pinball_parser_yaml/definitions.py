@@ -210,7 +210,12 @@ class _FileReader:
         try:
             return check(data[key])
         except ValueError as exc:
-            self.problem(data.value_marks[key], f"{key} {exc}")
+            reason = str(exc)
+            # Checks shared with other parsers name the key themselves
+            # ("cron '61 * * * *' is not ..."); the others say "must be ...".
+            if not reason.startswith(f"{key} "):
+                reason = f"{key} {reason}"
+            self.problem(data.value_marks[key], reason)
             return None
 
     # -- Whole file -----------------------------------------------------------

@@ -164,13 +164,40 @@ def load(text: str) -> Any:
     loader = _Loader(text)
     try:
         return loader.get_single_data()
+    except ConstructorError as exc:
+        # Raised by this module's constructors: the text parsed, a value was
+        # refused, and the message says which and why.
+        raise _marked_error(exc, "") from exc
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        if mark is None:
-            raise YamlLoadError(reason) from exc
-        raise YamlLoadError(reason, mark.line + 1, mark.column + 1) from exc
+        raise _marked_error(exc, "not valid YAML: ") from exc
     except yaml.YAMLError as exc:
-        raise YamlLoadError(str(exc)) from exc
+        raise YamlLoadError(f"not valid YAML: {exc}") from exc
     finally:
         loader.dispose()
+
+
+def _marked_error(exc: yaml.MarkedYAMLError, prefix: str) -> YamlLoadError:
+    """The error placed where the trouble starts, naming where it was found.
+
+    PyYAML notices an unclosed quote or bracket only where the text runs
+    out, often at the end of the file. Its context ("while scanning a quoted
+    scalar") marks the construct that was left open, where a person has to
+    look, so the error points there and says where PyYAML gave up.
+    """
+    context, problem = exc.context_mark, exc.problem_mark
+    opening = str(exc.context or "")
+    if (
+        opening.startswith("while ")
+        and context is not None
+        and problem is not None
+        and (context.line, context.column) != (problem.line, problem.column)
+    ):
+        where = f"at line {problem.line + 1}, column {problem.column + 1}"
+        found = f"{exc.problem} {where}" if exc.problem else where
+        reason = f"{prefix}{opening} that starts here, {found}"
+        return YamlLoadError(reason, context.line + 1, context.column + 1)
+    mark = problem or context
+    reason = prefix + ", ".join(str(p) for p in (exc.context, exc.problem) if p)
+    if mark is None:
+        return YamlLoadError(reason)
+    return YamlLoadError(reason, mark.line + 1, mark.column + 1)

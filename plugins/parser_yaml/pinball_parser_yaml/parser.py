@@ -5,6 +5,7 @@ import logging
 import pathlib
 from collections.abc import Mapping, Sequence
 
+from pinball_core.errors import DefinitionError
 from pinball_core.token import Token
 from pinball_core.workflow import names
 from pinball_core.workflow.definition import instance_tokens
@@ -60,16 +61,14 @@ class YamlParser:
     def instance_tokens(self, workflow: str, instance: str) -> list[Token]:
         """The job tokens of a new ``instance`` of ``workflow``.
 
-        :raises ValueError: if the workflow is unknown or its definition has
-            problems; the message lists every one of them.
+        :raises DefinitionError: if its definition has problems; the
+            message lists every one of them.
+        :raises ValueError: if the workflow is unknown.
         """
         definition = self._definition(workflow)
         problems = self._problems_of(definition)
         if problems:
-            listed = "\n".join(f"  {p}" for p in problems)
-            raise ValueError(
-                f"workflow {workflow} cannot start; fix its definition:\n{listed}"
-            )
+            raise DefinitionError(workflow, [str(p) for p in problems])
 
         # Python jobs import from the folder of their workflow's file, as
         # scripts kept beside it are found there, then from python_path.
@@ -103,10 +102,17 @@ class YamlParser:
         workflows = self._load()
         if workflow not in workflows:
             hint = did_you_mean(workflow, workflows)
-            raise ValueError(
+            message = (
                 f"no workflow {workflow!r} in {self.path}{hint}; "
                 f"known: {', '.join(sorted(workflows)) or 'none'}"
             )
+            # A file that does not parse hides every workflow in it: say so,
+            # or the workflow merely looks misspelt.
+            unread = [str(p) for p in self._problems if p.workflow is None]
+            if unread:
+                listed = "".join(f"\n  {line}" for line in unread)
+                message += f"; problems outside any workflow may hide it:{listed}"
+            raise ValueError(message)
         return workflows[workflow]
 
     def _problems_of(self, definition: WorkflowDef) -> list[Problem]:

@@ -115,3 +115,41 @@ def test_several_documents_are_refused() -> None:
 
 def test_anchors_and_aliases_still_work() -> None:
     assert load("base: &b [1, 2]\ncopy: *b\n") == {"base": [1, 2], "copy": [1, 2]}
+
+
+def test_an_unclosed_quote_points_to_where_it_opens(parse: Parse) -> None:
+    parser = parse(
+        """\
+        workflows:
+          w1:
+            jobs:
+              a:
+                command: "echo hi
+              b: {command: echo}
+        """
+    )
+
+    (problem,) = parser.validate()
+    assert problem == (
+        f"{parser.path}:5:18: not valid YAML: while scanning a quoted scalar that "
+        "starts here, found unexpected end of stream at line 7, column 1"
+    )
+
+
+def test_an_unclosed_bracket_points_to_where_it_opens() -> None:
+    with pytest.raises(YamlLoadError) as raised:
+        load("a: [1, 2\nb: 3\n")
+
+    assert (raised.value.line, raised.value.column) == (1, 4)
+    assert raised.value.reason.endswith("at line 2, column 2")
+
+
+def test_a_file_that_does_not_parse_is_named_for_its_workflows(parse: Parse) -> None:
+    parser = parse('workflows:\n  w1:\n    jobs:\n      a: {command: "true}\n')
+
+    with pytest.raises(ValueError) as raised:
+        parser.instance_tokens("w1", "1")
+
+    message = str(raised.value)
+    assert message.startswith(f"no workflow 'w1' in {parser.path}; known: none")
+    assert f"\n  {parser.path}:4:20: not valid YAML: while scanning" in message

@@ -4,6 +4,7 @@ import pathlib
 from collections.abc import Callable
 
 import pytest
+from pinball_core.errors import DefinitionError
 
 from pinball_parser_yaml import YamlParser
 
@@ -44,10 +45,13 @@ def test_refused_definition_starts_nothing(parse: Parse) -> None:
         """
     )
 
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(DefinitionError) as raised:
         parser.instance_tokens("w", "1")
     message = str(raised.value)
-    assert "workflow w cannot start" in message
+    # Start, reload, poison and graph all build tokens: the words fit each.
+    assert message.startswith("workflow w has 2 problems in its definition; fix them:")
+    assert isinstance(raised.value, ValueError)
+    assert len(raised.value.problems) == 2
     assert "job a: depends on 'nope'" in message
     assert "job b: depends on itself" in message
 
@@ -346,3 +350,45 @@ def test_workflow_defined_in_two_files_cannot_start(
 
     with pytest.raises(ValueError, match="also defined in"):
         YamlParser(tmp_path).instance_tokens("w", "1")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "reason"),
+    [
+        ("{cron: '61 * * * *'}", "cron '61 * * * *' is not"),
+        ("{recurrence: 1d, timezone: Mars/Olympus}", "timezone 'Mars/Olympus' is"),
+        ("{recurrence: 3 parsecs}", "recurrence '3 parsecs' must be"),
+        ("{recurrence: 1d, start: tomorrow}", "start 'tomorrow' must be"),
+        ("{recurrence: 1d, catchup: 2}", "catchup must be true or false"),
+    ],
+)
+def test_a_bad_schedule_value_names_its_key_once(
+    parse: Parse, schedule: str, reason: str
+) -> None:
+    parser = parse(
+        f"""\
+        workflows:
+          w:
+            schedule: {schedule}
+            jobs: {{a: {{command: "true"}}}}
+        """
+    )
+
+    problem = only_problem(parser)
+    assert f"workflow w: {reason}" in problem
+
+
+def test_a_workflow_defined_in_two_files_cannot_be_built(
+    write_yaml: WriteYaml,
+) -> None:
+    first = write_yaml('workflows: {w1: {jobs: {a: {command: "true"}}}}', "a.yaml")
+    second = write_yaml('workflows: {w1: {jobs: {a: {command: "true"}}}}', "b.yaml")
+    parser = YamlParser(first.parent)
+
+    with pytest.raises(DefinitionError) as raised:
+        parser.instance_tokens("w1", "1")
+
+    assert str(raised.value) == (
+        "workflow w1 has a problem in its definition; fix it:\n"
+        f"  {second}:1:13: workflow w1: is also defined in {first}:1; rename one"
+    )

@@ -292,6 +292,12 @@ class ScheduleGraphApi(GraphApi):
         check_word("workflow", workflow)
         try:
             jobs = await self.blocking(definitions, self, workflow)
+        except NotFound as exc:
+            raise Refusal(404, str(exc)) from exc
+        except ValueError as exc:
+            # The parser contract's refusal: a definition with problems
+            # (DefinitionError lists them) or a workflow it cannot build.
+            raise Refusal(409, str(exc)) from exc
         except Exception as exc:
             raise Refusal(503, f"the parser cannot give the workflow: {exc}") from exc
         await self.send_svg(jobs, {}, None)

@@ -6,13 +6,15 @@ the UI reads the store they write and sends its actions to the master.
 
 import json
 import time
+from unittest import mock
 
+from pinball_core.errors import DefinitionError
 from pinball_core.token import Token
 from pinball_core.workflow import names
 from pinball_core.workflow.model import ExecutionRecord, Job
 from pinball_core.workflow.signals import read_signals, set_signal
 from ui_case import UiCase
-from ui_fixtures import wait_for
+from ui_fixtures import StaticParser, wait_for
 
 from pinball_ui_tornado.base import CONTENT_SECURITY_POLICY
 from pinball_ui_tornado.history import History
@@ -312,6 +314,17 @@ class TestApi(UiCase):
         assert token["active"][0]["data_json"]["cron"] == "30 2 * * 1-5"
         assert self.get_json("/api/v1/token?name=/none", status=404)
 
+    def test_schedule_graph_of_a_definition_with_problems_is_409(self) -> None:
+        problem = "etl.yaml:4:7: workflow etl, job load: depends on 'nope'"
+        refusal = DefinitionError("etl", [problem])
+        with mock.patch.object(StaticParser, "instance_tokens", side_effect=refusal):
+            error = self.get_json("/api/v1/schedules/etl/graph.svg", status=409)
+        assert error["error"]["message"] == str(refusal)
+
+    def test_schedule_graph_of_an_undefined_workflow_is_404(self) -> None:
+        error = self.get_json("/api/v1/schedules/nosuch/graph.svg", status=404)
+        assert "does not define workflow nosuch" in error["error"]["message"]
+
     def test_unknown_endpoint(self) -> None:
         error = self.get_json("/api/v1/nothing", status=404)
         assert "no API endpoint" in error["error"]["message"]
@@ -378,6 +391,18 @@ class TestActions(UiCase):
         assert outcome["ok"] and outcome["output"].startswith(
             "started workflow etl instance"
         )
+
+    def test_start_of_a_definition_with_problems_is_409_with_them(self) -> None:
+        # The parser contract's refusal; DefinitionError is one too.
+        refusal = ValueError(
+            "workflow etl has a problem in its definition; fix it:\n"
+            "  etl.yaml:4:7: workflow etl, job load: depends on 'nope'"
+        )
+        with mock.patch.object(StaticParser, "instance_tokens", side_effect=refusal):
+            outcome = self.act("start", {"workflow": "etl"}, status=409)
+        assert outcome["ok"] is False and outcome["exit_code"] == 2
+        assert outcome["error"] == str(refusal)
+        assert self.env.client.query(names.workflow_prefix("etl")) == []
 
     def test_unschedule(self) -> None:
         body = {"workflow": "etl", "recurrence_sec": 3600, "timezone": "UTC"}
