@@ -6,7 +6,9 @@ plugins (the ``pinball_add_commands`` hook). The original's
 workers`` is ``pinball -c CONFIG workers``.
 
 Errors Pinball raises on purpose print one line, ``pinball: error: ...``,
-and exit 2 (1 for a master error); ``--debug`` adds the traceback.
+and exit 2 (1 for a master error); ``--debug`` adds the traceback. Commands
+that run until stopped exit 0 when a signal stopped them as asked; Ctrl-C
+that interrupts any other command exits 130.
 """
 
 import argparse
@@ -31,6 +33,7 @@ from pinball_core.commands import tokens as tokens_command
 from pinball_core.commands import workers as workers_command
 from pinball_core.commands import workflow as workflow_command
 from pinball_core.errors import MasterError, PinballError
+from pinball_core.supervisor import follow_supervisor
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +208,8 @@ def _option_value(argv: list[str], i: int) -> tuple[str | None, str, int]:
 def _run(argv: list[str]) -> int:
     found = _scan_globals(argv)
     _setup_logging(found.debug)
+    if not follow_supervisor():
+        return 0
     app = Application(found.config, debug=found.debug)
 
     try:

@@ -8,6 +8,7 @@ application of the change.
 """
 
 import abc
+import contextlib
 import http.client
 import json
 import logging
@@ -16,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from pinball_core.errors import (
@@ -118,6 +119,20 @@ class MasterClient(abc.ABC):
             body = body | {"request_id": uuid.uuid4().hex}
         return self._send(operation, body)
 
+    def give_up_when(
+        self, event: threading.Event
+    ) -> contextlib.AbstractContextManager[None]:
+        """Within this context, this thread's requests stop retrying once
+        ``event`` is set.
+
+        A worker or scheduler asked to stop must not first ride out minutes
+        of backoff against a master that is down. Each request is still sent
+        once, so a stop can hand back its work when the master is up; a
+        retry that ``event`` cuts short raises :class:`MasterUnavailableError`.
+        A client that does not retry has nothing to cut short.
+        """
+        return contextlib.nullcontext()
+
     @abc.abstractmethod
     def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         """Deliver the request and return the decoded answer or raise."""
@@ -139,8 +154,9 @@ class HttpClient(MasterClient):
     A request that could not be delivered, timed out, or met a master whose
     store was unavailable is sent again with the same request id, up to
     ``connect_attempts`` times, waiting a randomised, doubling backoff capped
-    at ``max_backoff_sec`` in between. Each thread keeps its own connection,
-    so one client can serve many worker threads.
+    at ``max_backoff_sec`` in between; :meth:`give_up_when` ends that wait
+    early. Each thread keeps its own connection, so one client can serve
+    many worker threads.
     """
 
     def __init__(
@@ -165,8 +181,20 @@ class HttpClient(MasterClient):
         if secret:
             self._headers[SECRET_HEADER] = secret
         self._local = threading.local()
+        # Per thread, the event that ends retries (see give_up_when); apart
+        # from _local, which close() replaces.
+        self._give_up = threading.local()
         self._connections: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def give_up_when(self, event: threading.Event) -> Iterator[None]:
+        outer = getattr(self._give_up, "event", None)
+        self._give_up.event = event
+        try:
+            yield
+        finally:
+            self._give_up.event = outer
 
     def _connection(self) -> http.client.HTTPConnection:
         connection: http.client.HTTPConnection | None = getattr(
@@ -217,17 +245,25 @@ class HttpClient(MasterClient):
                     f"{attempt} attempts: {failure}; is `pinball master` running "
                     "there?"
                 ) from failure
+            give_up: threading.Event | None = getattr(self._give_up, "event", None)
             delay = min(backoff, self._max_backoff) * random.uniform(0.5, 1.5)
-            log.warning(
-                "%s to %s failed (attempt %d of %d): %s; again in %.1f s",
-                operation,
-                self.base_url,
-                attempt,
-                self._attempts,
-                failure,
-                delay,
-            )
-            time.sleep(delay)
+            if give_up is None or not give_up.is_set():
+                log.warning(
+                    "%s to %s failed (attempt %d of %d): %s; again in %.1f s",
+                    operation,
+                    self.base_url,
+                    attempt,
+                    self._attempts,
+                    failure,
+                    delay,
+                )
+            if give_up is None:
+                time.sleep(delay)
+            elif give_up.wait(delay):
+                raise MasterUnavailableError(
+                    f"{operation} to the master at {self.base_url} failed: "
+                    f"{failure}; not retrying, since this is stopping"
+                ) from failure
             backoff *= 2
         raise AssertionError("unreachable")
 

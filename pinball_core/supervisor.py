@@ -11,9 +11,12 @@ workers (which finish or abort their running jobs), the master last.
 Children run in their own process groups, so a Ctrl-C in the terminal reaches
 only the supervisor, which then asks each child once; a worker that received
 the terminal's SIGINT and the supervisor's SIGTERM would take the second as
-"abort the running jobs".
+"abort the running jobs". A supervisor that dies without stopping them (``kill
+-9``, a crash) must not leave them running, holding their ports: each child
+calls :func:`follow_supervisor` at start and gets a SIGTERM when it ends.
 """
 
+import ctypes
 import dataclasses
 import http.client
 import logging
@@ -38,6 +41,17 @@ MAX_RESTART_DELAY_SEC: Final = 30.0
 
 #: Exit code of a ``pinball`` command refused for its usage or config.
 USAGE_OR_CONFIG_EXIT: Final = 2
+
+#: Set in each child's environment to the supervisor's pid; read (and removed,
+#: so the jobs a worker runs do not inherit it) by :func:`follow_supervisor`.
+SUPERVISOR_PID_ENV: Final = "PINBALL_SUPERVISOR_PID"
+
+#: How often a child checks for its supervisor where Linux's parent-death
+#: signal is not available.
+PARENT_CHECK_SEC: Final = 1.0
+
+# prctl option from <linux/prctl.h>: a signal for when the parent ends.
+_PR_SET_PDEATHSIG: Final = 1
 
 
 @dataclasses.dataclass
@@ -93,7 +107,9 @@ class Supervisor:
     ) -> None:
         self.services = list(services)
         self._out = out if out is not None else sys.stderr
-        self._out_lock = threading.Lock()
+        # Reentrant: the signal handler says why it stops, and may run in
+        # the main thread while that thread is in the middle of a line.
+        self._out_lock = threading.RLock()
         self._ready_timeout = ready_timeout_sec
         self._children: dict[str, _Child] = {}
         # When each dead child may be started again.
@@ -109,10 +125,13 @@ class Supervisor:
             already started are stopped again.
         """
         for service in self.services:
+            if self.stopping.is_set():
+                # Asked to stop while starting: start no more.
+                return
             try:
                 self._spawn(service)
                 self._wait_ready(service)
-                if service.after_ready is not None:
+                if service.after_ready is not None and not self.stopping.is_set():
                     service.after_ready()
             except ServiceFailed:
                 self.stop()
@@ -154,20 +173,33 @@ class Supervisor:
         self.stopping.set()
 
     def say(self, name: str, line: str) -> None:
-        """Write one line of the merged stream, prefixed with ``name``."""
+        """Write one line of the merged stream, prefixed with ``name``.
+
+        A stream that cannot be written any more (the terminal was closed,
+        the reader of a pipe went away) drops the line: the stop that
+        follows a closed terminal must go on, and the children's output must
+        still be drained, or they block on a full pipe.
+        """
         with self._out_lock:
-            self._out.write(f"{name:<9} | {line}\n")
-            self._out.flush()
+            try:
+                self._out.write(f"{name:<9} | {line}\n")
+                self._out.flush()
+            except OSError:
+                pass
 
     # -- one child -------------------------------------------------------------
 
     def _spawn(self, service: Service) -> None:
+        # Called from the main thread only (start, watch): Linux sends the
+        # parent-death signal when the thread that started the child ends,
+        # and the main thread lasts as long as the supervisor.
         process = subprocess.Popen(
             list(service.argv),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             process_group=0,
+            env={**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())},
         )
         reader = threading.Thread(
             target=self._copy_output,
@@ -190,7 +222,7 @@ class Supervisor:
     def _wait_ready(self, service: Service) -> None:
         child = self._children[service.name]
         deadline = time.monotonic() + self._ready_timeout
-        while True:
+        while not self.stopping.is_set():
             code = child.process.poll()
             if code is not None:
                 child.reader.join(timeout=5)
@@ -272,6 +304,63 @@ class Supervisor:
                     self.say("pinball", f"{service.name} ignored SIGTERM; killing it")
                     process.kill()
         child.reader.join(timeout=5)
+
+
+def follow_supervisor() -> bool:
+    """Get a SIGTERM when the ``pinball run`` that started this process ends.
+
+    Every ``pinball`` command calls this at start; it does nothing unless
+    :data:`SUPERVISOR_PID_ENV` names the supervisor. The signal is SIGTERM,
+    so a service stops the clean way: the master commits what it queued and
+    the workers finish their running jobs. On Linux the kernel sends it
+    (``prctl(PR_SET_PDEATHSIG)``) even when the supervisor was killed with
+    SIGKILL; elsewhere a thread checks the parent every
+    :data:`PARENT_CHECK_SEC`.
+
+    :returns: False if the supervisor had already ended when this process
+        started; the command should then not run.
+    """
+    value = os.environ.pop(SUPERVISOR_PID_ENV, None)
+    if value is None or not value.isdigit():
+        return True
+    supervisor = int(value)
+    if not _signal_on_parent_death(signal.SIGTERM):
+        threading.Thread(
+            target=_watch_parent,
+            args=(supervisor,),
+            name="supervisor-watch",
+            daemon=True,
+        ).start()
+    # Checked after the signal is set up, so a supervisor that ends in
+    # between is not missed.
+    if os.getppid() != supervisor:
+        log.warning(
+            "the pinball run that started this (pid %d) has ended; not starting",
+            supervisor,
+        )
+        return False
+    return True
+
+
+def _signal_on_parent_death(signum: int) -> bool:
+    """Ask Linux to send ``signum`` when the parent ends; False if it cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    if prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        log.debug("prctl(PR_SET_PDEATHSIG): %s", os.strerror(ctypes.get_errno()))
+        return False
+    return True
+
+
+def _watch_parent(supervisor: int) -> None:
+    while os.getppid() == supervisor:
+        time.sleep(PARENT_CHECK_SEC)
+    log.warning("the pinball run that started this has ended; stopping")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def master_ready(host: str, port: int, secret: str | None) -> Callable[[], bool]:

@@ -1,6 +1,8 @@
 """Pinball's commands as child processes, the way a user runs them."""
 
+import contextlib
 import json
+import os
 import pathlib
 import signal
 import socket
@@ -19,6 +21,50 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+def alive(pid: int) -> bool:
+    """Whether the process ``pid`` still runs; a zombie does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # An orphan's zombie lingers until init reaps it; it runs no more.
+    return _stat(pid)[:1] != ["Z"]
+
+
+def children_of(pid: int) -> list[int]:
+    """The running processes whose parent is ``pid``."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat(int(entry.name))[1:2] == [str(pid)]:
+            found.append(int(entry.name))
+    return [child for child in found if alive(child)]
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command: state, parent, ..."""
+    with contextlib.suppress(OSError):
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return []
+
+
+def wait_until_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
+    """Wait for the processes to end; those still running after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(pid) for pid in pids):
+            return []
+        time.sleep(0.1)
+    return [pid for pid in pids if alive(pid)]
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL those of the processes still running, so a test leaves none."""
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 class RunProcess:
@@ -67,6 +113,14 @@ class RunProcess:
             pytest.fail(f"run did not stop after {timeout} s:\n{self.output}")
         self._reader.join(timeout=5)
         return code
+
+    def close(self) -> None:
+        """Kill ``run`` if it still runs, and the services it started."""
+        if self.process.poll() is None:
+            services = children_of(self.process.pid)
+            self.process.kill()
+            self.process.wait()
+            kill_all(services)
 
     def pinball(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -4,12 +4,15 @@ import argparse
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
 import yaml
+from pinball_processes import free_port
 
 from pinball_core import cli, hookimpl
 from pinball_core.app import Application
@@ -46,6 +49,88 @@ def pinball(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 # -- As a process
+
+
+@pytest.fixture
+def no_master(home: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
+    """A config whose master is not running, with many slow retries."""
+    (tmp_path / "workflows.yaml").write_text(
+        "workflows:\n  hello:\n    jobs:\n      a: {command: 'true'}\n"
+    )
+    config = tmp_path / "pinball.yaml"
+    config.write_text(
+        f"master_port: {free_port()}\n"
+        "parser: yaml\n"
+        "parser_params: {path: workflows.yaml}\n"
+        "client_connect_attempts: 20\n"
+    )
+    return config
+
+
+class Background:
+    """A ``pinball`` command in the background, its output in a file."""
+
+    def __init__(self, config: pathlib.Path, *command: str) -> None:
+        self.log = config.parent / "output.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pinball_core", "-c", str(config), *command],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, text: str) -> None:
+        deadline = time.monotonic() + 60
+        while text not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"no {text!r}:\n{self.output()}")
+            time.sleep(0.1)
+
+    def stop(self, signum: int) -> int:
+        """Send ``signum``; the exit code, or fail if it does not exit soon."""
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running 30 s after signal {signum}:\n{self.output()}")
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.mark.parametrize(
+    ("command", "signame"),
+    [
+        ("workers", "SIGINT"),
+        ("workers", "SIGHUP"),
+        ("scheduler", "SIGINT"),
+        ("scheduler", "SIGTERM"),
+    ],
+)
+def test_a_service_stops_as_asked_while_the_master_is_down(
+    no_master: pathlib.Path, command: str, signame: str
+) -> None:
+    service = Background(no_master, command)
+    # Its requests to the master are in their retries.
+    service.wait_for("failed (attempt 2 of 20)")
+
+    code = service.stop(getattr(signal, signame))
+
+    # Stopped as asked, Ctrl-C included: 0, the code of a clean stop.
+    assert code == 0, service.output()
+    assert "failed after 20 attempts" not in service.output()
+
+
+def test_ctrl_c_interrupts_a_command_with_130(no_master: pathlib.Path) -> None:
+    # One pass only: interrupting it is not the way it ends as asked.
+    service = Background(no_master, "scheduler", "--once")
+    service.wait_for("failed (attempt 2 of 20)")
+
+    assert service.stop(signal.SIGINT) == 130
 
 
 def test_config_check_without_a_config_file(home: pathlib.Path) -> None:

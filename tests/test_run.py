@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -10,9 +12,21 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from pinball_processes import RunProcess, free_port, wait_for_success
+from pinball_processes import (
+    RunProcess,
+    children_of,
+    free_port,
+    kill_all,
+    wait_for_success,
+    wait_until_gone,
+)
 
-from pinball_core.supervisor import Service, ServiceFailed, Supervisor
+from pinball_core.supervisor import (
+    SUPERVISOR_PID_ENV,
+    Service,
+    ServiceFailed,
+    Supervisor,
+)
 
 WORKFLOWS = """\
 workflows:
@@ -46,9 +60,7 @@ def config(tmp_path: pathlib.Path) -> pathlib.Path:
 def running(config: pathlib.Path) -> Iterator[RunProcess]:
     run = RunProcess(config, "--start", "hello", "--without", "ui")
     yield run
-    if run.process.poll() is None:
-        run.process.kill()
-        run.process.wait()
+    run.close()
 
 
 def test_run_starts_a_workflow_and_stops_cleanly(running: RunProcess) -> None:
@@ -86,22 +98,102 @@ def test_running_jobs_finish_before_the_workers_stop(config: pathlib.Path) -> No
         nap = _job_log(config, "nap")
         assert "woke" in nap
     finally:
-        if run.process.poll() is None:
-            run.process.kill()
+        run.close()
 
 
-def test_abort_running_stops_running_jobs(config: pathlib.Path) -> None:
+def test_abort_running_stops_running_jobs_to_run_them_again(
+    config: pathlib.Path,
+) -> None:
     run = RunProcess(config, "--start", "slow", "--without", "ui", "--abort-running")
     try:
         run.wait_for("started workflow slow")
         _wait_for_log(run, config, "napping")
 
         assert run.stop() == 0
-
         assert "woke" not in _job_log(config, "nap")
     finally:
-        if run.process.poll() is None:
-            run.process.kill()
+        run.close()
+
+    # The stop was not the job's failure: the next run runs it again, though
+    # it has one attempt only.
+    again = RunProcess(config, "--without", "ui")
+    try:
+        instance = wait_for_success(again, "slow")
+
+        assert instance["status"] == "SUCCESS"
+        assert "woke" in _job_log(config, "nap")
+        assert again.stop() == 0
+    finally:
+        again.close()
+
+
+def test_sighup_stops_run_in_order(running: RunProcess) -> None:
+    running.wait_for("running: master")
+    services = children_of(running.process.pid)
+    try:
+        assert running.stop(signal.SIGHUP) == 0
+
+        assert "stopping master" in running.output
+        assert wait_until_gone(services) == []
+    finally:
+        kill_all(services)
+
+
+def test_closing_the_terminal_stops_run_and_its_services(
+    config: pathlib.Path,
+) -> None:
+    # The terminal goes away first, so every later write to it fails (EIO);
+    # then its hangup arrives.
+    terminal, side = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pinball_core", "-c", str(config), "run"],
+        stdin=side,
+        stdout=side,
+        stderr=side,
+    )
+    os.close(side)
+    services: list[int] = []
+    try:
+        try:
+            _read_until(terminal, b"running: master", process)
+            services = children_of(process.pid)
+        finally:
+            os.close(terminal)
+
+        process.send_signal(signal.SIGHUP)
+
+        assert process.wait(timeout=60) == 0
+        assert wait_until_gone(services) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        kill_all(services)
+
+
+def test_services_end_when_run_is_killed(config: pathlib.Path) -> None:
+    run = RunProcess(config)
+    services: list[int] = []
+    try:
+        run.wait_for("running: master")
+        services = children_of(run.process.pid)
+        assert len(services) >= 3, run.output
+
+        run.process.kill()
+        run.process.wait()
+
+        assert wait_until_gone(services) == []
+    finally:
+        run.close()
+        kill_all(services)
+
+    # Nothing is left holding the ports: the next run starts.
+    again = RunProcess(config, "--without", "ui")
+    try:
+        again.wait_for("running: master")
+        assert again.stop() == 0
+    finally:
+        again.close()
 
 
 def test_a_service_that_cannot_start_stops_the_run(tmp_path: pathlib.Path) -> None:
@@ -121,6 +213,26 @@ def test_a_service_that_cannot_start_stops_the_run(tmp_path: pathlib.Path) -> No
 
     assert done.returncode == 1
     assert "master exited with code" in done.stderr
+    assert "another Pinball master may still be running" in done.stderr
+
+
+def test_a_service_whose_supervisor_has_ended_does_not_start(
+    config: pathlib.Path,
+) -> None:
+    # Its supervisor, by the environment, is not its parent: it has ended.
+    env = os.environ | {SUPERVISOR_PID_ENV: "1"}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pinball_core", "-c", str(config), "workers"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+    assert done.returncode == 0
+    assert "(pid 1) has ended; not starting" in done.stderr
+    assert "workers of generation" not in done.stderr
 
 
 def test_supervisor_stops_services_in_reverse_order() -> None:
@@ -187,6 +299,17 @@ def test_init_writes_a_config_that_runs(tmp_path: pathlib.Path) -> None:
     assert again.returncode == 2
     assert "give --force" in again.stderr
     assert checked.returncode == 0, checked.stderr
+
+
+def _read_until(fd: int, text: bytes, process: subprocess.Popen[bytes]) -> None:
+    """Read the terminal ``fd`` until ``process`` has written ``text`` to it."""
+    seen = b""
+    deadline = time.monotonic() + 60
+    while text not in seen:
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"no {text!r} from run:\n{seen.decode(errors='replace')}")
+        if select.select([fd], [], [], 0.1)[0]:
+            seen += os.read(fd, 4096)
 
 
 def _child_pid(run: RunProcess, service: str) -> int:

@@ -9,15 +9,25 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pinball_processes import free_port
 
-from pinball_core.client import MasterClient
+from pinball_core.client import HttpClient, MasterClient
+from pinball_core.errors import MasterUnavailableError
 from pinball_core.executors.local import LocalExecutor
 from pinball_core.local import MasterThread
 from pinball_core.testing.hooks import HookRecorder
 from pinball_core.token import Token
 from pinball_core.workflow import names, signals
 from pinball_core.workflow.instance import instance_tokens
-from pinball_core.workflow.model import ABORT, ARCHIVE, EXIT, ExecutionRecord, Job
+from pinball_core.workflow.model import (
+    ABORT,
+    ARCHIVE,
+    EXIT,
+    STOPPED_WITH_WORKER,
+    ExecutionRecord,
+    Job,
+)
+from pinball_core.workflow.status import Status, instance_status
 from pinball_core.workflow.worker import Worker, WorkerSettings, substitute
 
 
@@ -333,6 +343,58 @@ def test_lost_attempt_is_recorded_and_rerun(
     assert lost.worker == "dead" and lost.exit_code == 1
     assert "lost" in (lost.reason or "")
     assert rerun.exit_code == 0
+
+
+def test_a_job_stopped_with_its_worker_runs_again_without_failing(
+    master: MasterThread,
+    settings: WorkerSettings,
+    hooks: HookRecorder,
+    tmp_path: pathlib.Path,
+) -> None:
+    marker = tmp_path / "ran"
+    client = master.client()
+    # The first run waits to be stopped; the rerun finds the marker and ends.
+    command = f"test -e {marker} || {{ touch {marker}; exec sleep 300; }}"
+    start(client, "stopped", {"a": shell(command)})
+    first = Workers(client, settings, hooks)
+    first.start(1)
+    deadline = time.time() + 30
+    while not hooks.named("pinball_job_started") and time.time() < deadline:
+        time.sleep(0.05)
+
+    # What a second Ctrl-C does: stop, and stop the running jobs too.
+    first.close()
+
+    stopped = job_of(client, "stopped", "a").history[-1]
+    assert stopped.reason == STOPPED_WITH_WORKER and stopped.lost
+    assert hooks.named("pinball_job_failed") == []
+    assert hooks.named("pinball_instance_finished") == []
+    tokens = client.query(names.instance_prefix("stopped", "1"))
+    summary = instance_status(tokens, time.time())
+    assert summary is not None and summary.status is Status.RUNNING
+
+    again = Workers(client, settings, hooks)
+    try:
+        again.start(1)
+
+        assert wait_finished(hooks, "stopped") == "SUCCESS"
+    finally:
+        again.close()
+    history = job_of(client, "stopped", "a").history
+    assert [r.reason for r in history] == [STOPPED_WITH_WORKER, None]
+    assert hooks.named("pinball_job_failed") == []
+
+
+def test_a_stopping_worker_does_not_retry_a_master_that_is_down() -> None:
+    stop = threading.Event()
+    stop.set()
+    # Nothing listens on the port: every attempt is refused.
+    dead = HttpClient("127.0.0.1", free_port(), connect_attempts=2, first_backoff_sec=5)
+
+    with dead.give_up_when(stop), pytest.raises(MasterUnavailableError) as raised:
+        dead.query("/")
+
+    assert "not retrying, since this is stopping" in str(raised.value)
 
 
 def test_exit_signal_stops_older_generations(

@@ -2,9 +2,14 @@
 
 import argparse
 import asyncio
+import errno
 import logging
+import os
+import signal
+from types import FrameType
 from typing import Any
 
+from pinball_core.errors import ServeError
 from pinball_core.server import serve
 
 log = logging.getLogger(__name__)
@@ -15,7 +20,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "master",
         help="run the token master",
         description="Serve the token master over HTTP on master_port, keeping "
-        "every change in the configured store before answering.",
+        "every change in the configured store before answering. SIGTERM, "
+        "SIGHUP or Ctrl-C stops it once queued changes are stored.",
     )
     parser.add_argument(
         "-p",
@@ -45,14 +51,32 @@ def port_number(text: str) -> int:
 
 def run(args: argparse.Namespace, app: Any) -> int:
     config = app.config
+    port = args.port if args.port is not None else config.master_port
     store = app.open_store()
-    asyncio.run(
-        serve(
-            store,
-            host=args.bind or config.master_host,
-            port=args.port if args.port is not None else config.master_port,
-            secret=config.master_secret,
-            request_id_retention_sec=config.request_id_retention_sec,
+    # The server stops cleanly on SIGTERM; a closed terminal stops it so too.
+    signal.signal(signal.SIGHUP, _stop_as_on_sigterm)
+    try:
+        asyncio.run(
+            serve(
+                store,
+                host=args.bind or config.master_host,
+                port=port,
+                secret=config.master_secret,
+                request_id_retention_sec=config.request_id_retention_sec,
+            )
         )
-    )
+    except ServeError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"{exc}; another Pinball master may still be running on port "
+                f"{port} (one left behind by an earlier `pinball run`?): stop "
+                "it, or choose another port with -p or master_port"
+            ) from exc
+        raise
+    # A clean stop, as asked, whichever signal asked (Ctrl-C included).
     return 0
+
+
+def _stop_as_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    os.kill(os.getpid(), signal.SIGTERM)

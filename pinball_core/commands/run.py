@@ -4,6 +4,11 @@ For a laptop or a small team: every service runs as its own ``pinball``
 process, supervised, with their output in one stream. Production runs the
 same services as separate commands (``pinball -c CONFIG master`` and so on);
 nothing here behaves differently from them.
+
+SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) all stop the
+services in order, and ``run`` then exits 0, as a service stopped as asked
+does; a second one stops the running jobs too. Killed outright, ``run``
+takes its services with it (see :func:`~pinball_core.supervisor.follow_supervisor`).
 """
 
 import argparse
@@ -38,8 +43,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         help="run master, scheduler, workers and UI together",
         description="Start the master, then the scheduler, the workers and the "
         "UI as child processes, restart any that dies, and stop them all on "
-        "Ctrl-C or SIGTERM: running jobs finish first (Ctrl-C again, or "
-        "--abort-running, aborts them).",
+        "Ctrl-C, SIGTERM or SIGHUP: running jobs finish first (Ctrl-C again, "
+        "or --abort-running, stops them; they run again at the next start).",
     )
     parser.add_argument(
         "--without",
@@ -66,7 +71,8 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
     parser.add_argument(
         "--abort-running",
         action="store_true",
-        help="on stop, abort running jobs instead of letting them finish",
+        help="on stop, stop running jobs instead of letting them finish; they "
+        "run again when workers next run, without using up max_attempts",
     )
     parser.set_defaults(handler=run)
 
@@ -81,22 +87,27 @@ def run(args: argparse.Namespace, app: Any) -> int:
         services[0].after_ready = functools.partial(_one_shot, supervisor, app)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        again = "they run again at the next start"
         if supervisor.stopping.is_set():
-            supervisor.say("pinball", "aborting running jobs")
+            supervisor.say("pinball", f"stopping running jobs too; {again}")
+        elif args.abort_running:
+            supervisor.say("pinball", f"stopping, running jobs too; {again}")
         else:
             supervisor.say(
-                "pinball", "stopping; running jobs finish first (again to abort)"
+                "pinball", "stopping; running jobs finish first (again to stop them)"
             )
         supervisor.request_stop(abort_jobs=args.abort_running)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
 
     try:
         supervisor.start()
     except ServiceFailed as exc:
         supervisor.say("pinball", f"cannot run: {exc}")
         return _FAILED
+    if supervisor.stopping.is_set():
+        return supervisor.watch()
 
     if "ui" in {service.name for service in services}:
         supervisor.say(

@@ -22,7 +22,7 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         description="Start an instance of each scheduled workflow when its run is "
         "due, through its overrun policy. Schedules are written by `pinball "
         "workflow reschedule`. Several schedulers may run at once; each run "
-        "starts once. SIGTERM or Ctrl-C stops it after the pass under way.",
+        "starts once. SIGTERM, SIGHUP or Ctrl-C stops it after the pass under way.",
     )
     parser.add_argument(
         "--once",
@@ -69,9 +69,11 @@ def run(args: argparse.Namespace, app: Application) -> int:
             log.info("stopping after the pass under way (signal %d)", signum)
             stop.set()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        SchedulerLoop(scheduler, app.config.scheduler_poll_sec).run(stop)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+        # A pass stuck retrying a master that is down ends at the stop.
+        with scheduler.client.give_up_when(stop):
+            SchedulerLoop(scheduler, app.config.scheduler_poll_sec).run(stop)
         return 0
     finally:
         if scheduler.archive is not None:

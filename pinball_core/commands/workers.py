@@ -17,8 +17,10 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "workers",
         help="run worker threads",
         description="Run `workers` worker threads (from the config) that claim "
-        "the most urgent runnable job of any workflow and run it. SIGTERM or "
-        "Ctrl-C lets running jobs finish; a second one stops them.",
+        "the most urgent runnable job of any workflow and run it. SIGTERM, "
+        "SIGHUP or Ctrl-C lets running jobs finish; a second one stops them, "
+        "and they run again when workers are back, without using up "
+        "max_attempts.",
     )
     parser.add_argument(
         "-n",
@@ -45,15 +47,15 @@ def run(args: argparse.Namespace, app: Any) -> int:
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
-            log.warning("stopping running jobs")
+            log.warning("stopping running jobs; they run again when workers are back")
             for worker in workers:
                 worker.abort_running.set()
             return
         log.info("finishing running jobs, then stopping; signal again to stop them")
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
 
     threads = [
         threading.Thread(target=w.run, args=(stop,), name=f"worker-{i}", daemon=True)
@@ -65,4 +67,5 @@ def run(args: argparse.Namespace, app: Any) -> int:
     for thread in threads:
         while thread.is_alive():
             thread.join(timeout=0.5)
+    # A clean stop, as asked, whichever signal asked (Ctrl-C included).
     return 0

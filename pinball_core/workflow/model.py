@@ -33,6 +33,13 @@ LOST = "lost"
 #: fails for good after this many lost attempts in a row.
 MAX_LOST_ATTEMPTS = 3
 
+#: The ``reason`` of an attempt its worker stopped because the worker itself
+#: was told to stop at once (a second Ctrl-C or SIGTERM, ``pinball run
+#: --abort-running``). Lost, not failed: it runs again when workers are back.
+#: An operator's stop says nothing about the job, so it does not count
+#: towards :data:`MAX_LOST_ATTEMPTS` either.
+STOPPED_WITH_WORKER = f"{LOST}: stopped with its worker"
+
 
 class PayloadError(ValueError):
     """Token data that is not the payload it should be."""
@@ -181,12 +188,16 @@ class Job(_Payload):
         return count
 
     def lost_in_a_row(self, instance: str) -> int:
-        """Attempts lost with their worker since the last success or failure."""
+        """Attempts lost with their worker since the last success or failure.
+
+        Attempts stopped with their worker (:data:`STOPPED_WITH_WORKER`) are
+        passed over: they neither count nor end the run of lost ones.
+        """
         count = 0
         for record in reversed(self.history):
-            if record.instance != instance or not record.lost:
+            if record.instance != instance or record.succeeded or not record.lost:
                 break
-            count += 1
+            count += record.reason != STOPPED_WITH_WORKER
         return count
 
     def can_retry(self, instance: str) -> bool:

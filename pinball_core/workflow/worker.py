@@ -35,6 +35,7 @@ from pinball_core.workflow.chores import Chores
 from pinball_core.workflow.model import (
     ABORT,
     DRAIN,
+    STOPPED_WITH_WORKER,
     Job,
     PayloadError,
     merge_attributes,
@@ -139,38 +140,47 @@ class Worker:
     # -- The loop -----------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set or an EXIT signal applies to this worker."""
+        """Work until ``stop`` is set or an EXIT signal applies to this worker.
+
+        Requests to a master that cannot be reached stop retrying once
+        ``stop`` is set, except those of a running job, which stop retrying
+        once :attr:`abort_running` is set: a job allowed to finish should
+        still get its end recorded.
+        """
         log.info(
             "worker %s started (generation %d)", self.name, self.settings.generation
         )
-        while not stop.is_set():
-            try:
-                if not self.run_once(stop):
-                    break
-            except MasterUnavailableError as exc:
-                log.warning("worker %s: master unavailable: %s", self.name, exc)
-                stop.wait(self.settings.poll_sec)
-            except Exception:
-                # A bug or a bad token must not end the thread for good; the
-                # work it was on is left to its lease.
-                log.exception("worker %s: unexpected error; going on", self.name)
-                stop.wait(self.settings.poll_sec)
-        self._hand_back()
+        with self.client.give_up_when(stop):
+            while not stop.is_set():
+                try:
+                    if not self.run_once(stop):
+                        break
+                except MasterUnavailableError as exc:
+                    log.warning("worker %s: master unavailable: %s", self.name, exc)
+                    stop.wait(self.settings.poll_sec)
+                except Exception:
+                    # A bug or a bad token must not end the thread for good;
+                    # the work it was on is left to its lease.
+                    log.exception("worker %s: unexpected error; going on", self.name)
+                    stop.wait(self.settings.poll_sec)
+            self._hand_back()
         log.info("worker %s stopped", self.name)
 
     def _hand_back(self) -> None:
         """Give back a job this worker claimed but will not run after all.
 
-        Its start was recorded with the claim; removing that record keeps the
-        next worker from counting it as a lost attempt.
+        If this worker recorded its start with the claim, removing that
+        record keeps the next worker from counting it as a lost attempt. An
+        open attempt of another worker's stays, to be recorded as lost.
         """
         token, self._next = self._next, None
         if token is None:
             return
         try:
             job = Job.from_json(token.data)
-            if job.history and not job.history[-1].finished:
-                last = job.history.pop()
+            last = job.last
+            if last is not None and not last.finished and last.worker == self.name:
+                job.history.pop()
                 job.events = last.events
             self.client.modify(
                 [
@@ -207,7 +217,10 @@ class Worker:
 
         token = self._next or self._claim()
         self._next = None
-        if token is not None:
+        if token is not None and stop.is_set():
+            # Asked to stop during the claim: the job goes back unrun.
+            self._next = token
+        elif token is not None:
             self._next = self.work_on(token)
         return True
 
@@ -283,7 +296,9 @@ class Worker:
             record.reason = "disabled"
             return self._record_end(token, job, workflow, instance, job_name)
 
-        record.info = substitute(job.command, merge_attributes(record.events))
+        record.info = substitute(
+            job.command, merge_attributes(record.events), job=token.name
+        )
         try:
             token = self._renew(token, job)
         except (VersionConflictError, NotFoundError):
@@ -296,21 +311,22 @@ class Worker:
     ) -> Token | None:
         """Execute a job whose start is recorded in ``token``; record its end."""
         record = job.history[-1]
-        outcome = self._execute(token, job, workflow, instance, job_name)
-        if outcome.fenced:
-            return None
-        record.exit_code = outcome.exit_code
-        record.end_time = time.time()
-        record.reason = outcome.stopped
-        return self._record_end(
-            outcome.token,
-            job,
-            workflow,
-            instance,
-            job_name,
-            retry=outcome.retryable,
-            aborted=not outcome.retryable,
-        )
+        with self.client.give_up_when(self.abort_running):
+            outcome = self._execute(token, job, workflow, instance, job_name)
+            if outcome.fenced:
+                return None
+            record.exit_code = outcome.exit_code
+            record.end_time = time.time()
+            record.reason = outcome.stopped
+            return self._record_end(
+                outcome.token,
+                job,
+                workflow,
+                instance,
+                job_name,
+                retry=outcome.retryable,
+                aborted=not outcome.retryable,
+            )
 
     def _execute(
         self, token: Token, job: Job, workflow: str, instance: str, job_name: str
@@ -417,7 +433,7 @@ class Worker:
         if job.abort_timeout_sec and elapsed > job.abort_timeout_sec:
             return f"timed out after {job.abort_timeout_sec:g} s"
         if self.abort_running.is_set():
-            return "stopped with its worker"
+            return STOPPED_WITH_WORKER
         if ABORT in signals.read_signals(self.client, workflow, instance):
             return f"{_ABORTED} by an ABORT signal"
         return None
@@ -438,7 +454,8 @@ class Worker:
         succeeded = record.succeeded
         retry_until: float | None = None
         if not succeeded and retry and not aborted and job.can_retry(instance):
-            delay = job.retry_delay(instance)
+            # A lost attempt was no failure of the job's: no retry delay.
+            delay = 0.0 if record.lost else job.retry_delay(instance)
             retry_until = time.time() + delay if delay > 0 else 0.0
 
         change = self._commit_end(
@@ -586,7 +603,9 @@ class Worker:
         if job.disabled:
             return None
         record = transitions.start_record(job, instance, self.name, time.time())
-        record.info = substitute(job.command, merge_attributes(record.events))
+        record.info = substitute(
+            job.command, merge_attributes(record.events), job=best.name
+        )
         for index, token in enumerate(change.updates):
             if token.name == best.name:
                 change.updates[index] = dataclasses.replace(
@@ -655,6 +674,17 @@ class Worker:
     ) -> None:
         record = job.history[-1]
         execution = len(job.history) - 1
+        if record.lost and will_retry:
+            # Not the job's failure, and it runs again: nothing to tell anyone
+            # (a failure hook would send failure mail).
+            log.info(
+                "job %s/%s/%s: %s; it runs again",
+                workflow,
+                instance,
+                job_name,
+                record.reason,
+            )
+            return
         if record.succeeded:
             self._call(
                 "pinball_job_succeeded",
@@ -699,23 +729,43 @@ def _copy_output(handle: ExecutionHandle, record: Any) -> None:
 
 
 class _Blank(dict[str, str]):
+    """Event attributes where a missing key reads as blank and is noted."""
+
+    def __init__(self, attributes: Mapping[str, str]) -> None:
+        super().__init__(attributes)
+        self.missing: list[str] = []
+
     def __missing__(self, key: str) -> str:
+        if key not in self.missing:
+            self.missing.append(key)
         return ""
 
 
-def substitute(command: str, attributes: Mapping[str, str]) -> str:
+def substitute(command: str, attributes: Mapping[str, str], job: str = "") -> str:
     """``command`` with ``%(key)s`` replaced by event attributes.
 
     A command without ``%(`` is left alone, so ``date +%Y`` needs no
     doubling; one whose ``%`` signs do not form a template is run as written.
-    Missing keys become empty strings.
+    Missing keys become empty strings, as in the original, with a warning
+    that names ``job`` (the command when no job is given) and the keys: an
+    upstream job that did not print the attribute is the usual cause.
     """
     if "%(" not in command:
         return command
+    values = _Blank(attributes)
     try:
-        return command % _Blank(attributes)
+        result = command % values
     except (ValueError, TypeError, KeyError) as exc:
         log.warning(
             "command %r is not a valid template (%s); running it as is", command, exc
         )
         return command
+    if values.missing:
+        log.warning(
+            "%s: no upstream job gave %s, so %s empty; an upstream job "
+            "sets one by printing PINBALL:EVENT_ATTR:key=value",
+            f"job {job}" if job else f"command {command!r}",
+            ", ".join(f"%({key})s" for key in values.missing),
+            "it is" if len(values.missing) == 1 else "they are",
+        )
+    return result
