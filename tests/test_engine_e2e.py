@@ -1130,9 +1130,10 @@ def test_second_sigterm_stops_the_running_job(
     _wait_for("the job to die", lambda: not _alive(job_pid))
     record = _job(client, "stopped", "long").history[-1]
     assert record.end_time is not None and record.exit_code != 0
-    # Stopping workers is not the job's fault: it fails this attempt, and its
-    # retries, if it has any, still apply.
-    assert record.reason == "stopped with its worker"
+    # Stopping workers is not the job's fault: the attempt is lost, not
+    # failed, so it uses up none of the job's retries.
+    assert record.reason == "lost: stopped with its worker"
+    assert record.lost
 
 
 # -- A worker that meets a broken token -------------------------------------------
