@@ -66,8 +66,29 @@ class MasterClient(abc.ABC):
 
     def query_many(self, queries: Sequence[Query]) -> list[list[Token]]:
         """Several queries answered from the same state."""
-        answer = self.call("query", {"queries": [q.to_dict() for q in queries]})
-        return [_tokens(ts) for ts in answer["tokens"]]
+        return self.read(queries)[0]
+
+    def read(
+        self, queries: Sequence[Query], counts: Sequence[str] = ()
+    ) -> tuple[list[list[Token]], list[int]]:
+        """The tokens each query matches, and how many tokens each prefix in
+        ``counts`` holds, all from the same state, in one request.
+
+        A job's end needs a few tokens and the size of folders too big to
+        read; asking for both at once saves the worker a round trip.
+        """
+        body: dict[str, Any] = {"queries": [q.to_dict() for q in queries]}
+        if counts:
+            body["counts"] = list(counts)
+        answer = self.call("query", body)
+        tokens = [_tokens(ts) for ts in answer["tokens"]]
+        if not counts:
+            return tokens, []
+        counted: list[int] | None = answer.get("counts")
+        if counted is None:
+            # A master older than counts in queries ignores them: ask again.
+            counted = self.count(counts)
+        return tokens, counted
 
     def query_and_own(
         self,

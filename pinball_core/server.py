@@ -71,7 +71,12 @@ async def _query(master: TokenMaster, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("queries", []), list):
         raise InputError("a query request needs a list of queries")
     queries = [Query.from_dict(q) for q in body.get("queries", [])]
-    return {"tokens": [[t.to_dict() for t in ts] for ts in master.query(queries)]}
+    answer: dict[str, Any] = {
+        "tokens": [[t.to_dict() for t in ts] for ts in master.query(queries)]
+    }
+    if "counts" in body:
+        answer["counts"] = master.count(_prefixes(body["counts"], "a query's counts"))
+    return answer
 
 
 async def _query_and_own(master: TokenMaster, body: Any) -> dict[str, Any]:
@@ -85,9 +90,13 @@ async def _group(master: TokenMaster, body: Any) -> dict[str, Any]:
 
 async def _count(master: TokenMaster, body: Any) -> dict[str, Any]:
     prefixes = body.get("prefixes") if isinstance(body, dict) else None
-    if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
-        raise InputError("a count request needs a list of prefixes (strings)")
-    return {"counts": master.count(prefixes)}
+    return {"counts": master.count(_prefixes(prefixes, "a count request"))}
+
+
+def _prefixes(raw: Any, what: str) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+        raise InputError(f"{what} needs a list of prefixes (strings)")
+    return raw
 
 
 async def _archive(master: TokenMaster, body: Any) -> dict[str, Any]:

@@ -170,6 +170,25 @@ def test_query_orders_and_truncates(f1: MasterClient) -> None:
     assert all(t.name.startswith("/some_dir/some_token_0") for t in under)
 
 
+def test_read_answers_queries_and_counts_in_one_request(f1: MasterClient) -> None:
+    parent = "/some_dir/some_token_3"
+    tokens, counts = f1.read(
+        [Query(parent, 2)], counts=[f"{parent}/", "/some_dir/", "/nothing/"]
+    )
+
+    assert [t.name for t in tokens[0]] == [
+        f"{parent}/some_other_token_9",
+        f"{parent}/some_other_token_8",
+    ]
+    assert counts == [10, 110, 0]
+    assert f1.read([Query("/nothing/")]) == ([[]], [])
+
+
+def test_read_refuses_counts_that_are_not_prefixes(f1: MasterClient) -> None:
+    with pytest.raises(InputError, match="a query's counts needs a list of prefixes"):
+        f1.call("query", {"queries": [], "counts": "/some_dir/"})
+
+
 def test_claim_skips_owned_tokens(f1: MasterClient) -> None:
     (expired,) = f1.query("/some_dir/some_token_0", 1)
     (forever,) = f1.query("/some_dir/some_token_1", 1)

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 ARCHIVE_INFIX = f"/{names.SIGNAL}/{ARCHIVE}"
 
 
+def instance_events(workflow: str, instance: str) -> str:
+    """The prefix of every event queued in an instance."""
+    return f"{names.instance_prefix(workflow, instance)}input/"
+
+
 class Chores:
     """Instance ends, archives and sweeps, on behalf of one worker."""
 
@@ -40,17 +45,28 @@ class Chores:
         self.name = name
         self._call = call
 
-    def finish_if_done(self, workflow: str, instance: str) -> None:
+    def finish_if_done(
+        self,
+        workflow: str,
+        instance: str,
+        *,
+        none_runnable: bool = False,
+        events_queued: int | None = None,
+    ) -> None:
         """Mark the instance finished if nothing in it can run any more.
 
-        The ARCHIVE signal is inserted, not updated, so of several workers
-        ending the last jobs at once exactly one succeeds and reports it. It
-        is leased until the archive is due, which makes it a timer.
+        A caller that has just looked may say what it saw since its own last
+        change, to spare the requests: ``none_runnable``, no runnable job;
+        ``events_queued``, how many events wait in the instance. The ARCHIVE
+        signal is inserted, not updated, so of several workers ending the
+        last jobs at once exactly one succeeds and reports it. It is leased
+        until the archive is due, which makes it a timer.
         """
-        runnable = self.client.query(
+        if not none_runnable and self.client.query(
             names.job_prefix(workflow, instance, names.RUNNABLE), 1
-        )
-        if runnable or self._has_ready_job(workflow, instance):
+        ):
+            return
+        if self._has_ready_job(workflow, instance, events_queued):
             return
         seen = signals.read_signals(self.client, workflow, instance)
         now = time.time()
@@ -78,7 +94,9 @@ class Chores:
             summary=summary,
         )
 
-    def _has_ready_job(self, workflow: str, instance: str) -> bool:
+    def _has_ready_job(
+        self, workflow: str, instance: str, events_queued: int | None = None
+    ) -> bool:
         """Whether a waiting job has an event on every input.
 
         Another worker's end may have just made one ready, a moment before
@@ -87,8 +105,9 @@ class Chores:
         cannot be ready while it holds fewer events than inputs, and reading
         all its events at each upstream end would cost the square of the fan.
         """
-        inputs = f"{names.instance_prefix(workflow, instance)}input/"
-        if self.client.count([inputs]) == [0]:
+        if events_queued is None:
+            (events_queued,) = self.client.count([instance_events(workflow, instance)])
+        if events_queued == 0:
             return False
         waiting: list[tuple[str, Job]] = []
         for token in self.client.query(

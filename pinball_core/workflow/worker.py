@@ -31,7 +31,7 @@ from pinball_core.errors import (
 from pinball_core.protocol import Query
 from pinball_core.token import FOREVER, Token
 from pinball_core.workflow import names, signals, transitions
-from pinball_core.workflow.chores import Chores
+from pinball_core.workflow.chores import Chores, instance_events
 from pinball_core.workflow.model import (
     ABORT,
     DRAIN,
@@ -464,29 +464,61 @@ class Worker:
         self._report(job, workflow, instance, job_name, retry_until is not None)
         if change is None:
             return None
+        return self._after_commit(workflow, instance, change, retry_until is None)
+
+    def _after_commit(
+        self,
+        workflow: str,
+        instance: str,
+        change: transitions.Change,
+        may_end: bool,
+    ) -> Token | None:
+        """Start the waiting jobs another end may have completed; end the
+        instance if nothing in it can run; return a successor to run next.
+
+        Both need a look at the master once the change is in, and share one
+        request. A job with fewer events queued than it has inputs cannot be
+        ready; counting first spares reading a big fan-in's events at every
+        end. Nothing runnable means nothing running either (a running job
+        keeps its runnable token), so only a waiting job with every event
+        could still start; :meth:`Chores.finish_if_done` looks for those.
+        """
         successor = change.made_runnable[0] if change.made_runnable else None
-        for waiting, inputs in change.recheck.items():
-            started = self._start_if_ready(
-                workflow, instance, waiting, inputs, successor is None and self._quiet
+        may_end = may_end and successor is None
+        recheck = list(change.recheck.items())
+        if not recheck and not may_end:
+            return successor
+
+        runnable = names.job_prefix(workflow, instance, names.RUNNABLE)
+        read, counts = self.client.read(
+            [Query(runnable, 1)] if may_end else [],
+            counts=[names.input_prefix(workflow, instance, job) for job, _ in recheck]
+            + ([instance_events(workflow, instance)] if may_end else []),
+        )
+        started_any = False
+        for (waiting, inputs), queued in zip(
+            recheck, counts[: len(recheck)], strict=True
+        ):
+            if queued < max(inputs, 1):
+                continue
+            claim = successor is None and self._quiet
+            started, claimed = self._start_if_ready(workflow, instance, waiting, claim)
+            started_any = started_any or started
+            successor = successor or claimed
+        if may_end and not started_any and not read[0]:
+            self.chores.finish_if_done(
+                workflow, instance, none_runnable=True, events_queued=counts[-1]
             )
-            successor = successor or started
-        if successor is None and retry_until is None:
-            self.chores.finish_if_done(workflow, instance)
         return successor
 
     def _start_if_ready(
-        self, workflow: str, instance: str, job_name: str, inputs: int, claim: bool
-    ) -> Token | None:
+        self, workflow: str, instance: str, job_name: str, claim: bool
+    ) -> tuple[bool, Token | None]:
         """Start a waiting job whose last event may have come from elsewhere.
 
-        A job with fewer events queued than it has inputs cannot be ready;
-        counting first spares reading a big fan-in's events at every end.
+        Returns whether this worker started it, and its token if it also
+        claimed it.
         """
-        (queued,) = self.client.count(
-            [names.input_prefix(workflow, instance, job_name)]
-        )
-        if queued < max(inputs, 1):
-            return None
         tokens = self.client.query_many(
             [
                 Query(names.job_name(workflow, instance, names.WAITING, job_name)),
@@ -497,14 +529,14 @@ class Worker:
             workflow, instance, job_name, [t for ts in tokens for t in ts]
         )
         if change is None:
-            return None
+            return False, None
         claimed = self._claim_one(change, instance) if claim else None
         try:
             stored = self.client.modify(change.updates, change.deletes)
         except (VersionConflictError, NotFoundError):
             # Another upstream job's worker started it first.
-            return None
-        return next((t for t in stored if t.name == claimed), None)
+            return False, None
+        return True, next((t for t in stored if t.name == claimed), None)
 
     def _commit_end(
         self,
@@ -561,32 +593,39 @@ class Worker:
     def _read_view(
         self, workflow: str, instance: str, job: Job, job_name: str, token: Token
     ) -> tuple[transitions.InstanceView, signals.Signals]:
-        """What a completion must know, in two or three cheap requests."""
+        """What a completion must know, in one cheap request, two if an
+        output may be ready to start."""
         prefixes = transitions.prefixes_to_read(workflow, instance, job, job_name)
         levels = [
             names.signal_prefix(),
             names.signal_prefix(workflow),
             names.signal_prefix(workflow, instance),
         ]
-        read = self.client.query_many([Query(p) for p in prefixes + levels])
+        # The outputs' queued events are counted, not read, in the same
+        # request: only an output with enough of them to be complete can
+        # start now, and reading a big fan-in's events at each of its
+        # upstream jobs' ends would cost the square of the fan.
+        outputs = {o: names.input_prefix(workflow, instance, o) for o in job.outputs}
+        read, counts = self.client.read(
+            [Query(p) for p in prefixes + levels], counts=list(outputs.values())
+        )
+        queued = dict(zip(outputs, counts, strict=True))
         seen = signals.parse_signals(t for ts in read[len(prefixes) :] for t in ts)
         tokens = [t for ts in read[: len(prefixes)] for t in ts if t.name != token.name]
         view = transitions.view_of(workflow, instance, tokens)
 
-        # Only an output with enough queued events to be complete can start
-        # now; counting first spares reading a big fan-in's events each time.
         waiting = transitions.outputs_waiting_on_others(
             workflow, instance, job_name, view
         )
-        if waiting:
-            inputs = [names.input_prefix(workflow, instance, o) for o in waiting]
-            counts = self.client.count(inputs)
-            needed = zip(inputs, waiting.values(), counts, strict=True)
-            worth = [prefix for prefix, others, got in needed if got >= others]
-            if worth:
-                more = self.client.query_many([Query(p) for p in worth])
-                tokens += [t for ts in more for t in ts]
-                view = transitions.view_of(workflow, instance, tokens)
+        worth = [
+            outputs[output]
+            for output, others in waiting.items()
+            if queued.get(output, 0) >= others
+        ]
+        if worth:
+            more = self.client.query_many([Query(p) for p in worth])
+            tokens += [t for ts in more for t in ts]
+            view = transitions.view_of(workflow, instance, tokens)
         return view, seen
 
     def _claim_one(self, change: transitions.Change, instance: str) -> str | None:
