@@ -16,7 +16,10 @@ from pinball_core.store import Store
 
 log = logging.getLogger(__name__)
 
-# Attempts a command-line tool makes to reach the master: about a second.
+# Attempts a one-shot command makes to reach the master, whatever
+# client_connect_attempts says: with the backoff between them, well under a
+# second, so the operator hears at once that the master is down. That count
+# is for services, which ride out a master's restart.
 _INTERACTIVE_ATTEMPTS = 3
 
 
@@ -99,12 +102,15 @@ class Application:
         """A client of the master at ``master_host:master_port`` or the given one.
 
         ``interactive`` is for a person at a prompt: a few quick attempts
-        rather than the minutes of retries a worker rides out a restart with.
+        rather than the minutes of retries a worker rides out a restart with,
+        and no log line for each, since the one error says how many it made.
         """
         config = self.config
         attempts = config.client_connect_attempts
+        retry_log_level = logging.WARNING
         if interactive:
             attempts = min(attempts, _INTERACTIVE_ATTEMPTS)
+            retry_log_level = logging.DEBUG
         return HttpClient(
             config.master_host if host is None else host,
             config.master_port if port is None else port,
@@ -112,4 +118,5 @@ class Application:
             timeout_sec=config.client_timeout_sec,
             connect_attempts=attempts,
             max_backoff_sec=config.max_backoff_client_reconnect_sec,
+            retry_log_level=retry_log_level,
         )

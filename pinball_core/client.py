@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from pinball_core.errors import (
+    ErrorCode,
     MasterError,
     MasterUnavailableError,
     UnauthorizedError,
@@ -176,8 +177,10 @@ class HttpClient(MasterClient):
     store was unavailable is sent again with the same request id, up to
     ``connect_attempts`` times, waiting a randomised, doubling backoff capped
     at ``max_backoff_sec`` in between; :meth:`give_up_when` ends that wait
-    early. Each thread keeps its own connection, so one client can serve
-    many worker threads.
+    early. Each failed attempt is logged at ``retry_log_level``: a warning
+    for a service riding out a restart, debug for a command whose one error
+    line says it all. Each thread keeps its own connection, so one client
+    can serve many worker threads.
     """
 
     def __init__(
@@ -190,10 +193,14 @@ class HttpClient(MasterClient):
         connect_attempts: int = 10,
         max_backoff_sec: float = 1200.0,
         first_backoff_sec: float = 0.1,
+        retry_log_level: int = logging.WARNING,
     ) -> None:
         self.base_url = f"http://{host}:{port}"
+        #: ``HOST:PORT``, for messages.
+        self.address = f"{host}:{port}"
         self._host = host
         self._port = port
+        self._retry_log_level = retry_log_level
         self._timeout = timeout_sec
         self._attempts = max(1, connect_attempts)
         self._max_backoff = max_backoff_sec
@@ -233,6 +240,7 @@ class HttpClient(MasterClient):
     def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         payload = json.dumps(body).encode()
         backoff = self._first_backoff
+        began = time.monotonic()
         for attempt in range(1, self._attempts + 1):
             connection = self._connection()
             try:
@@ -254,22 +262,24 @@ class HttpClient(MasterClient):
             else:
                 answer = _decode(status, data)
                 if status == 503 and attempt < self._attempts:
-                    failure = _error(answer, status)
+                    failure = _error(answer, status, self.address)
                 elif status >= 400:
-                    raise _error(answer, status)
+                    raise _error(answer, status, self.address)
                 else:
                     return answer
 
             if attempt == self._attempts:
+                took = time.monotonic() - began
                 raise MasterUnavailableError(
-                    f"{operation} to the master at {self.base_url} failed after "
-                    f"{attempt} attempts: {failure}; is `pinball master` running "
-                    "there?"
+                    f"cannot reach the master at {self.address}: {failure}; gave "
+                    f"up after {attempt} attempts in {took:.1f} s; is it running? "
+                    "(`pinball master`)"
                 ) from failure
             give_up: threading.Event | None = getattr(self._give_up, "event", None)
             delay = min(backoff, self._max_backoff) * random.uniform(0.5, 1.5)
             if give_up is None or not give_up.is_set():
-                log.warning(
+                log.log(
+                    self._retry_log_level,
                     "%s to %s failed (attempt %d of %d): %s; again in %.1f s",
                     operation,
                     self.base_url,
@@ -282,8 +292,8 @@ class HttpClient(MasterClient):
                 time.sleep(delay)
             elif give_up.wait(delay):
                 raise MasterUnavailableError(
-                    f"{operation} to the master at {self.base_url} failed: "
-                    f"{failure}; not retrying, since this is stopping"
+                    f"cannot reach the master at {self.address}: {failure}; "
+                    "not retrying, since this is stopping"
                 ) from failure
             backoff *= 2
         raise AssertionError("unreachable")
@@ -309,13 +319,19 @@ def _decode(status: int, data: bytes) -> dict[str, Any]:
     return answer
 
 
-def _error(answer: dict[str, Any], status: int) -> MasterError:
+def _error(answer: dict[str, Any], status: int, address: str) -> MasterError:
     error = answer.get("error") or {}
-    code = str(error.get("code", "UNKNOWN"))
+    code = str(error.get("code", ErrorCode.UNKNOWN))
     message = str(error.get("message", f"HTTP {status}"))
     if status == 401:
         return UnauthorizedError(message + "; set master_secret to the master's")
-    return MasterError.from_code(code, message)
+    found = MasterError.from_code(code, message)
+    if found.code is ErrorCode.UNKNOWN:
+        # Without a code the message alone must say where it came from.
+        found = MasterError(
+            f"the master at {address} answered HTTP {status}: {message}"
+        )
+    return found
 
 
 def _tokens(raw: list[dict[str, Any]]) -> list[Token]:

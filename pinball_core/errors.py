@@ -32,6 +32,10 @@ class MasterError(PinballError):
         self.message = message
 
     def __str__(self) -> str:
+        # A code a tool can act on leads the message; UNKNOWN tells nobody
+        # anything, so a master that cannot be reached reads as plain text.
+        if self.code is ErrorCode.UNKNOWN:
+            return self.message
         return f"{self.code.value}: {self.message}"
 
     @staticmethod

@@ -122,7 +122,7 @@ def test_a_service_stops_as_asked_while_the_master_is_down(
 
     # Stopped as asked, Ctrl-C included: 0, the code of a clean stop.
     assert code == 0, service.output()
-    assert "failed after 20 attempts" not in service.output()
+    assert "gave up after 20 attempts" not in service.output()
 
 
 def test_ctrl_c_interrupts_a_command_with_130(no_master: pathlib.Path) -> None:

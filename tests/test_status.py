@@ -10,6 +10,7 @@ from pinball_core.workflow.model import (
     ABORT,
     ARCHIVE,
     DRAIN,
+    STOPPED_WITH_WORKER,
     ExecutionRecord,
     Job,
     Signal,
@@ -167,6 +168,21 @@ def test_failed_job_retried_by_hand_is_queued() -> None:
     assert status_of(token) is Status.QUEUED
 
 
+@pytest.mark.parametrize(
+    "reason", [STOPPED_WITH_WORKER, "lost: its worker stopped renewing the lease"]
+)
+def test_job_lost_with_its_worker_is_queued_not_pending_a_retry(reason: str) -> None:
+    # A lost attempt was no failure of the job's: it runs again at once.
+    token = job_token(
+        "j",
+        names.RUNNABLE,
+        history=[record(exit_code=-15, reason=reason)],
+        max_attempts=3,
+    )
+
+    assert status_of(token) is Status.QUEUED
+
+
 def test_paused_job_is_queued_not_running() -> None:
     token = job_token(
         "j", names.RUNNABLE, owner=f"{PAUSE_OWNER_PREFIX}me", expiration=FOREVER
@@ -280,6 +296,30 @@ def test_failed_instance_keeps_running_independent_branches() -> None:
     assert found.status is Status.RUNNING
     assert found.failed_jobs == ["a"]
     assert found.running_jobs == ["b"]
+
+
+def test_instance_copied_from_another_starts_with_its_own_first_run() -> None:
+    # ``workflow retry`` of an archived instance copies the jobs with their
+    # history; the copy started when its own first job did, not the original.
+    earlier = record(start=10, end=20, instance="0")
+    copied = [
+        job_token("a", history=[earlier]),
+        job_token("b", names.RUNNABLE, inputs=["a"], history=[earlier]),
+    ]
+    ran = [
+        copied[0],
+        job_token(
+            "b",
+            names.RUNNABLE,
+            inputs=["a"],
+            history=[earlier, record(start=500, end=None)],
+            owner="w",
+            expiration=NOW + 9,
+        ),
+    ]
+
+    assert summary(copied).start is None
+    assert summary(ran).start == 500
 
 
 def test_stamped_archive_signal_means_finished() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pinball_processes import free_port
 
 from pinball_core import hookimpl
 from pinball_core.app import Application
@@ -24,8 +25,10 @@ from pinball_core.client import MasterClient
 from pinball_core.commands import workflow as workflow_cli
 from pinball_core.commands.workflow import poison as poison_command
 from pinball_core.commands.workflow._shared import JobToken, WorkflowCommandError
-from pinball_core.errors import PluginLoadError
+from pinball_core.commands.workflow.store_reads import StoreClient
+from pinball_core.errors import MasterError, PluginLoadError
 from pinball_core.local import MasterThread
+from pinball_core.protocol import Query
 from pinball_core.stores.sqlite import SqliteStore
 from pinball_core.token import FOREVER, Token
 from pinball_core.workflow import names
@@ -677,6 +680,69 @@ def test_retry_archived_instance_copies_it_into_a_new_one(
     assert len(archived(store)) == 3
 
 
+def test_an_archived_instance_retried_shows_its_own_start(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    finished_instance(client)
+    archive_instance(client)
+    run(app, "retry", "-w", WF, "-i", INST, "-f")
+    [new] = instances(client)
+    capsys.readouterr()
+
+    run(app, "status", "-w", WF, "--json")
+
+    shown = {i["instance"]: i for i in json.loads(output(capsys))["instances"]}
+    # The copy carries the original's history, but has not run yet itself.
+    assert (shown[INST]["start"], shown[new]["start"]) == (100, None)
+
+    [child] = [t for t in active(client, new).values() if "/child" in t.name]
+    job = job_of(child)
+    job.history.append(record(start=5000, end=None, instance=new))
+    client.modify(updates=[Token(child.name, child.version, data=job.to_json())])
+    run(app, "status", "-w", WF, "--json")
+
+    shown = {i["instance"]: i for i in json.loads(output(capsys))["instances"]}
+    assert shown[new]["start"] == 5000
+
+
+def test_retrying_an_archived_instance_again_names_the_copy_it_made(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    finished_instance(client)
+    archive_instance(client)
+    run(app, "retry", "-w", WF, "-i", INST, "-f")
+    [new] = instances(client)
+
+    with pytest.raises(WorkflowCommandError) as refused:
+        run(app, "retry", "-w", WF, "-i", INST, "-f")
+
+    assert instances(client) == {new}
+    assert (
+        f"workflow {WF} instance {INST} was already retried as instance {new} "
+        "(RUNNING)" in str(refused.value)
+    )
+    assert f"`pinball workflow retry -w {WF} -i {new}`" in str(refused.value)
+
+
+def test_an_archived_instance_whose_copy_is_archived_too_names_that_copy(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    finished_instance(client)
+    archive_instance(client)
+    run(app, "retry", "-w", WF, "-i", INST, "-f")
+    [copy] = instances(client)
+    archive_instance(client, copy)
+
+    with pytest.raises(WorkflowCommandError, match=f"as instance {copy} .archived"):
+        run(app, "retry", "-w", WF, "-i", INST, "-f")
+    run(app, "retry", "-w", WF, "-i", copy, "-f")
+
+    [again] = instances(client)
+    assert again not in (INST, copy)
+    with pytest.raises(WorkflowCommandError, match=f"as instance {again} "):
+        run(app, "retry", "-w", WF, "-i", INST, "-f")
+
+
 def test_retry_of_an_archived_instance_respects_the_cap(
     app: Application, client: MasterClient
 ) -> None:
@@ -929,6 +995,23 @@ def test_remove_a_signal_at_instance_level(
     run(app, command, "-w", WF, "-i", INST)
 
     assert f"{action} is not set at instance {WF}/{INST} level" in output(capsys)
+
+
+@pytest.mark.parametrize("command", ["unabort", "undrain", "abort"])
+def test_signals_of_an_archived_instance_are_refused(
+    app: Application, client: MasterClient, command: str
+) -> None:
+    finished_instance(client)
+    put_signal(client, ABORT, timestamp=150)
+    archive_instance(client)
+
+    with pytest.raises(WorkflowCommandError) as refused:
+        run(app, command, "-w", WF, "-i", INST, "-f")
+
+    message = str(refused.value)
+    assert message.startswith(f"workflow {WF} instance {INST} is archived (ABORTED)")
+    assert f"`pinball workflow retry -w {WF} -i {INST}`" in message
+    assert client.query(names.signal_prefix(WF, INST)) == []
 
 
 def test_undrain_says_when_a_wider_drain_still_applies(
@@ -1405,6 +1488,28 @@ def test_start_shows_the_refusal_of_any_parser(
     assert instances(client) == set()
 
 
+# -- Reading the store while the master is down
+
+
+def test_the_store_answers_reads_as_the_master_does(
+    client: MasterClient, sqlite_url: str
+) -> None:
+    for instance, priority in (("1", 5.0), ("2", 9.0), ("3", 5.0)):
+        put_job(client, "parent", names.RUNNABLE, instance=instance, priority=priority)
+    prefix = names.workflow_prefix(WF)
+    queries = [Query(prefix), Query(prefix, max_tokens=2, contains="/runnable/")]
+
+    with StoreClient(SqliteStore(sqlite_url)) as from_store:
+        assert from_store.query_many(queries) == client.query_many(queries)
+        assert from_store.group(prefix, "/") == client.group(prefix, "/")
+        assert from_store.count([prefix]) == [3]
+        assert from_store.read(queries, counts=[prefix]) == client.read(
+            queries, counts=[prefix]
+        )
+        with pytest.raises(MasterError, match="modify needs the master"):
+            from_store.modify(updates=[Token("/x")])
+
+
 # -- As a process
 
 
@@ -1484,3 +1589,53 @@ def test_a_definition_with_problems_is_one_error_line_and_exit_2(
         f"  {tmp_path}/{BROKEN['cycle'][1]}; break it, or declare the "
         "workflow 'cyclic: true'",
     ]
+
+
+@pytest.fixture
+def master_down(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A config on the test's store whose master address answers nothing."""
+    return write_config(
+        tmp_path,
+        master_host="127.0.0.1",
+        master_port=free_port(),
+        parser="test_workflow_cli:ParserPlugin",
+    )
+
+
+def test_an_unreachable_master_is_one_plain_error_line(
+    master_down: pathlib.Path,
+) -> None:
+    result = pinball(master_down, "start", "-w", WF)
+
+    address = f"127.0.0.1:{yaml.safe_load(master_down.read_text())['master_port']}"
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"pinball: error: cannot reach the master at {address}: ")
+    # A one-shot command gives up quickly, whatever client_connect_attempts says.
+    assert "gave up after 3 attempts" in line
+    assert line.endswith("is it running? (`pinball master`)")
+
+
+def test_status_and_list_read_the_store_when_the_master_is_down(
+    master_down: pathlib.Path, client: MasterClient
+) -> None:
+    finished_instance(client, instance="1")
+    archive_instance(client, "1")
+    put_job(client, "parent", names.RUNNABLE, instance="2")
+
+    shown = pinball(master_down, "status", "-w", WF, "--json")
+    listed = pinball(master_down, "list")
+    one = pinball(master_down, "status", "-w", WF, "-i", "1")
+
+    assert shown.returncode == 0, shown.stderr
+    assert {
+        (i["instance"], i["status"], i["archived"])
+        for i in json.loads(shown.stdout)["instances"]
+    } == {("1", "FAILURE", True), ("2", "RUNNING", False)}
+    for result in (shown, listed, one):
+        assert result.returncode == 0, result.stderr
+        [warning] = result.stderr.splitlines()
+        assert warning.startswith("pinball: warning: cannot reach the master at ")
+        assert "showing what the store holds" in warning
+    assert f"workflow {WF}: RUNNING, 1 running instance, last 2" in listed.stdout
+    assert one.stdout.startswith(f"workflow {WF} instance 1: FAILURE (archived)")

@@ -94,7 +94,8 @@ class InstanceSummary:
     workflow: str
     instance: str
     status: Status
-    #: When its first job started; None if no job ever ran.
+    #: When its first job started in it; None if none has. Runs its jobs
+    #: were copied with, from the archived instance it retries, do not count.
     start: float | None
     #: When it finished; None while it runs.
     end: float | None
@@ -165,8 +166,15 @@ def job_status(
         if abort_time is not None:
             return Status.ABORTED
         # A failed job made runnable again by hand (``workflow retry``) has
-        # used up its attempts: it is queued, not pending a retry.
-        if last is not None and not last.succeeded and job.can_retry(instance):
+        # used up its attempts: it is queued, not pending a retry. One whose
+        # worker was lost (or stopped with it) did not fail: it runs again
+        # as soon as a worker claims it, with no delay, so it is queued too.
+        if (
+            last is not None
+            and not last.succeeded
+            and not last.lost
+            and job.can_retry(instance)
+        ):
             return Status.CONDITION_PENDING if job.condition else Status.RETRY_PENDING
         # A lease without an open execution is not a run: a worker parks a
         # drained job that way, and pause holds jobs so. A worker that has
@@ -231,7 +239,14 @@ def instance_status(
         archived or stamped or not _has_work(jobs, events, abort_time)
     )
 
-    start = _earliest(s.start for s in summaries)
+    # Jobs copied from an archived instance (``workflow retry``) bring its
+    # runs along; this instance started with the first run of its own.
+    start = _earliest(
+        record.start_time
+        for _, _, job in jobs
+        for record in job.history
+        if record.instance == instance
+    )
     if abort_time is not None:
         status = Status.ABORTED
     elif not finished:

@@ -10,6 +10,7 @@ there is no terminal to ask on.
 import argparse
 import dataclasses
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -26,6 +27,8 @@ from pinball_core.commands.workflow import (
     signalling,
 )
 from pinball_core.commands.workflow._shared import Context, WorkflowCommandError
+from pinball_core.commands.workflow.store_reads import StoreClient
+from pinball_core.errors import MasterUnavailableError, PinballError, StoreError
 from pinball_core.workflow import names
 
 __all__ = ["COMMANDS", "Command", "WorkflowCommandError", "register", "run"]
@@ -42,6 +45,9 @@ class Command:
     optional: tuple[str, ...] = ()
     #: Whether it asks before it changes anything, unless ``-f`` is given.
     asks: bool = False
+    #: Whether it only reads, and so can read the store while the master is
+    #: down (see :mod:`~pinball_core.commands.workflow.store_reads`).
+    reads_store: bool = False
 
 
 # Every option: its flags and how argparse reads it.
@@ -208,12 +214,14 @@ COMMANDS: Final[tuple[Command, ...]] = (
         "show a workflow's instances, or an instance's jobs",
         required=("workflow",),
         optional=("instance", "json"),
+        reads_store=True,
     ),
     Command(
         "list",
         show.list_workflows,
         "show every workflow with its instances",
         optional=("json",),
+        reads_store=True,
     ),
     Command(
         "reschedule",
@@ -268,10 +276,48 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
 
 
 def run(command: Command, args: argparse.Namespace, app: Application) -> int:
-    """Check the options ``command`` was given, then run it on the master."""
+    """Check the options ``command`` was given, then run it on the master.
+
+    A command that only reads is run on the store instead when the master
+    cannot be reached, with a warning saying so.
+    """
     _check_options(command, args)
     with app.master_client(interactive=True) as client:
-        return command.run(Context(args=args, app=app, client=client))
+        try:
+            return command.run(Context(args=args, app=app, client=client))
+        except MasterUnavailableError as exc:
+            if not command.reads_store:
+                raise
+            unreachable = exc
+    return _run_on_store(command, args, app, unreachable)
+
+
+def _run_on_store(
+    command: Command,
+    args: argparse.Namespace,
+    app: Application,
+    unreachable: MasterUnavailableError,
+) -> int:
+    # Everything the command printed came after its reads, so nothing of the
+    # failed run was shown; it starts again on the store.
+    try:
+        store = app.open_store()
+    except PinballError as exc:
+        raise MasterUnavailableError(
+            f"{unreachable}; the store cannot be read instead either: {exc}"
+        ) from exc
+    print(
+        f"pinball: warning: {unreachable}; showing what the store holds instead, "
+        "as the UI does: active instances as the master last stored them",
+        file=sys.stderr,
+    )
+    with StoreClient(store) as client:
+        try:
+            return command.run(Context(args=args, app=app, client=client))
+        except StoreError as exc:
+            raise MasterUnavailableError(
+                f"{unreachable}; the store cannot be read instead either: {exc}"
+            ) from exc
 
 
 def _add_options(

@@ -25,6 +25,7 @@ from pinball_core.workflow.signals import level_of, read_signals
 from pinball_core.workflow.status import (
     InstanceSummary,
     instance_status,
+    instances_of,
     may_start,
     read_instances,
     running_cap,
@@ -230,16 +231,29 @@ def require_active(ctx: Context, tokens: list[Token]) -> None:
 
 
 def archived_instance(ctx: Context) -> tuple[list[Token], InstanceSummary] | None:
-    """The archived tokens and status of the instance, or None if not archived.
+    """The archived tokens and status of the instance, or None if not archived."""
+    tokens = _read_archive(ctx, names.instance_prefix(ctx.workflow, ctx.instance))
+    summary = instance_status(tokens, ctx.now, archived=True)
+    if summary is None:
+        return None
+    return tokens, summary
 
-    Each name's latest archived version is kept, in case an instance id was
-    used, archived and used again.
+
+def archived_instances(ctx: Context) -> list[InstanceSummary]:
+    """The status of every archived instance of the workflow."""
+    tokens = _read_archive(ctx, names.workflow_prefix(ctx.workflow))
+    return instances_of(tokens, ctx.now, archived=True)
+
+
+def _read_archive(ctx: Context, prefix: str) -> list[Token]:
+    """The archived tokens under ``prefix``, each name's latest version only.
+
+    An instance id used, archived and used again leaves two versions of its
+    names; the later one is the instance as it ended.
     """
     store = ctx.app.open_store()
     try:
-        rows = store.read_tokens(
-            names.instance_prefix(ctx.workflow, ctx.instance), archived=True
-        )
+        rows = store.read_tokens(prefix, archived=True)
     finally:
         store.close()
     latest: dict[str, Token] = {}
@@ -247,11 +261,7 @@ def archived_instance(ctx: Context) -> tuple[list[Token], InstanceSummary] | Non
         kept = latest.get(token.name)
         if kept is None or (token.version or 0) >= (kept.version or 0):
             latest[token.name] = token
-    tokens = list(latest.values())
-    summary = instance_status(tokens, ctx.now, archived=True)
-    if summary is None:
-        return None
-    return tokens, summary
+    return list(latest.values())
 
 
 def check_cap(ctx: Context, *, adding_to: str | None = None) -> list[Token]:

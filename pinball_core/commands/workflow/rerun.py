@@ -13,6 +13,7 @@ from pinball_core.commands.workflow._shared import (
     JobToken,
     WorkflowCommandError,
     archived_instance,
+    archived_instances,
     check_cap,
     insert_new_instance,
     instance_tokens,
@@ -32,6 +33,7 @@ from pinball_core.errors import NotFoundError, VersionConflictError
 from pinball_core.token import Token
 from pinball_core.workflow import names
 from pinball_core.workflow.model import ARCHIVE, Job
+from pinball_core.workflow.status import InstanceSummary, read_instances
 
 
 def retry(ctx: Context) -> int:
@@ -40,6 +42,8 @@ def retry(ctx: Context) -> int:
     In an active instance the failed jobs move back to runnable. An
     archived instance is copied into a new one in which the failed jobs (and
     those that never got to run) are runnable and the rest wait as they were.
+    An archived instance is copied once: retrying it again is refused,
+    naming its copy, which is the one to retry from then on.
     """
     tokens = instance_tokens(ctx)
     if jobs_of(tokens):
@@ -147,6 +151,7 @@ def _retry_active(ctx: Context) -> int:
 
 
 def _retry_archived(ctx: Context, tokens: list[Token]) -> int:
+    _refuse_if_copied(ctx)
     jobs = jobs_of(tokens)
     rerun = sorted(name for name, found in jobs.items() if _unfinished(found))
     if not rerun:
@@ -186,6 +191,50 @@ def _retry_archived(ctx: Context, tokens: list[Token]) -> int:
         f"{listing(rerun)} again"
     )
     return 0
+
+
+def _refuse_if_copied(ctx: Context) -> None:
+    """Refuse to copy an archived instance that a retry has copied before.
+
+    A second copy would run the same jobs again beside the first. A copy is
+    known by the runs of this instance its jobs carry in their history; if
+    there are several (a copy retried in turn), the newest is named, an
+    active one first. An instance in which no job ever ran leaves no runs
+    to know its copies by, so it is the one kind this cannot tell; nor can
+    it stop two retries made at the same moment.
+    """
+    candidates = [
+        *read_instances(ctx.client, ctx.workflow, ctx.now),
+        *archived_instances(ctx),
+    ]
+    copies = [
+        summary
+        for summary in candidates
+        if summary.instance != ctx.instance and _ran_in(summary, ctx.instance)
+    ]
+    if not copies:
+        return
+    copy = max(copies, key=lambda s: (not s.archived, _id_order(s.instance)))
+    state = f"archived, {copy.status}" if copy.archived else str(copy.status)
+    raise WorkflowCommandError(
+        f"{ctx.where()} was already retried as instance {copy.instance} ({state}), "
+        "which carries its jobs on; retry that one instead: `pinball workflow "
+        f"retry -w {ctx.workflow} -i {copy.instance}`"
+    )
+
+
+def _ran_in(summary: InstanceSummary, instance: str) -> bool:
+    """Whether a job of ``summary`` has a run recorded in ``instance``."""
+    return any(
+        record.instance == instance
+        for job in summary.jobs
+        for record in job.job.history
+    )
+
+
+def _id_order(instance: str) -> tuple[int, str]:
+    # Ids made here are times in milliseconds: a longer one is a later one.
+    return len(instance), instance
 
 
 def _failed(jobs: dict[str, JobToken]) -> dict[str, JobToken]:

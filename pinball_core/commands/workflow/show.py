@@ -2,7 +2,9 @@
 
 Active instances are read from the master, archived ones from the store;
 both go through :mod:`pinball_core.workflow.status`, so they are judged the
-same way. When the store cannot be read, active instances are still shown.
+same way. When the store cannot be read, active instances are still shown;
+when the master cannot be reached, both commands run again on the store
+alone (:mod:`~pinball_core.commands.workflow.store_reads`).
 """
 
 import json

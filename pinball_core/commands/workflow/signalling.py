@@ -4,11 +4,24 @@ A signal is set or removed at exactly the level the options name: globally
 with neither ``-w`` nor ``-i``, for a workflow with ``-w``, for an instance
 with both. Since a signal at a wider level still applies below it, removing
 one tells the operator when the same signal remains in force from above.
+An archived instance takes no signals: its own went to the archive with it.
 """
 
-from pinball_core.commands.workflow._shared import Context, level_options, say
-from pinball_core.workflow import signals
+import logging
+
+from pinball_core.commands.workflow._shared import (
+    Context,
+    WorkflowCommandError,
+    archived_instance,
+    instance_tokens,
+    level_options,
+    say,
+)
+from pinball_core.errors import PinballError
+from pinball_core.workflow import names, signals
 from pinball_core.workflow.model import ABORT, DRAIN, EXIT
+
+log = logging.getLogger(__name__)
 
 # What each action does, for the confirmation prompts.
 _EFFECT = {
@@ -56,6 +69,7 @@ def _level(ctx: Context) -> tuple[str | None, str | None]:
 def _set(ctx: Context, action: str) -> int:
     workflow, instance = _level(ctx)
     where = signals.level_name(workflow, instance)
+    _refuse_archived(ctx, f"a new {action} would apply to nothing")
     generation = ctx.app.config.generation if action == EXIT else None
 
     if action in _EFFECT:
@@ -83,6 +97,7 @@ def _set(ctx: Context, action: str) -> int:
 def _remove(ctx: Context, action: str) -> int:
     workflow, instance = _level(ctx)
     where = signals.level_name(workflow, instance)
+    _refuse_archived(ctx, f"no {action} can be removed from it")
 
     if signals.remove_signal(ctx.client, action, workflow, instance):
         say(f"removed {action} at {where} level")
@@ -100,3 +115,33 @@ def _remove(ctx: Context, action: str) -> int:
             f"`pinball workflow un{action.lower()}{level_options(token.name)}`"
         )
     return 0
+
+
+def _refuse_archived(ctx: Context, what: str) -> None:
+    """Refuse a signal for an instance that is archived rather than active.
+
+    Its signals went to the archive with it and apply to nothing any more;
+    a new one would apply to nothing either. Its status still shows the
+    ABORT it ended with, so an ``unabort`` that said only "not set" would
+    contradict ``workflow status``.
+    """
+    if ctx.args.instance is None:
+        return
+    if any(names.parse_job_name(t.name) for t in instance_tokens(ctx)):
+        return
+    try:
+        archived = archived_instance(ctx)
+    except PinballError as exc:
+        # Only to explain a refusal: a store that cannot be read must not
+        # stop a signal the master can take.
+        log.debug("could not tell whether %s is archived: %s", ctx.where(), exc)
+        return
+    if archived is None:
+        return
+    raise WorkflowCommandError(
+        f"{ctx.where()} is archived ({archived[1].status}): it no longer runs and "
+        f"its signals were archived with it, so {what}; signals apply to active "
+        "instances only. To run its unfinished jobs again, retry it, which "
+        "copies it into a new instance without its signals: `pinball workflow "
+        f"retry -w {ctx.workflow} -i {ctx.instance}`"
+    )
