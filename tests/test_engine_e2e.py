@@ -96,7 +96,8 @@ from pinball_core.testing.hooks import HookRecorder
 from pinball_core.token import Token
 from pinball_core.workflow import names, status
 from pinball_core.workflow.instance import instance_tokens
-from pinball_core.workflow.model import ABORT, ARCHIVE, Event, Job
+from pinball_core.workflow.model import ABORT, ARCHIVE, DRAIN, Event, Job
+from pinball_core.workflow.signals import set_signal
 from pinball_core.workflow.worker import Worker, WorkerSettings
 
 T = TypeVar("T")
@@ -796,6 +797,145 @@ def test_surplus_events_take_one_event_from_each_input(
     consumed = [sorted(e["name"] for e in record.events) for record in job.history]
     assert consumed == [["l0", "r0"], ["l1", "r1"]]
     assert out.read_text().splitlines() == ["l0 r0", "l1 r1"]
+
+
+# A short job's end uses what was read as the job started; these check that
+# nothing arriving in between is left for the sweep. Ticks and polls are long,
+# so the view read ahead is used and no sweep comes.
+
+
+def _held_command(tmp_path: pathlib.Path, first: str) -> str:
+    """A command whose run for event attribute ``n`` = ``first`` waits for the
+    file ``go``, after creating ``started``."""
+    started, go = tmp_path / "started", tmp_path / "go"
+    return (
+        f"echo %(n)s >> {tmp_path / 'out'}; if [ %(n)s = {first} ]; then "
+        f"touch {started}; while [ ! -e {go} ]; do sleep 0.01; done; fi"
+    )
+
+
+def _work_on_in_thread(worker: Worker, token: Token) -> Callable[[], Token | None]:
+    """Run ``worker.work_on(token)`` in a thread; a call that joins it and
+    returns the successor it claimed."""
+    result: list[Token | None] = []
+    thread = threading.Thread(target=lambda: result.append(worker.work_on(token)))
+    thread.start()
+
+    def join() -> Token | None:
+        thread.join(timeout=_WAIT_TIMEOUT_SEC)
+        assert result, "work_on did not return"
+        return result[0]
+
+    return join
+
+
+def test_an_event_reaching_a_running_job_runs_it_again_at_its_end(
+    master: MasterThread, tmp_path: pathlib.Path
+) -> None:
+    client = master.client()
+    command = _held_command(tmp_path, first="0")
+    client.modify(
+        [
+            _waiting_job("live", "consumer", _shell(command, "feed")),
+            _event("live", "consumer", "feed", "e0", n="0"),
+        ]
+    )
+    worker = Worker(
+        client,
+        LocalExecutor(),
+        _settings(tmp_path, poll_sec=3600, tick_sec=3600),
+    )
+    assert worker.chores.sweep() == 1
+    (token,) = client.query_and_own(worker.name, names.WORKFLOW_PREFIX, 1, lease_sec=30)
+
+    join = _work_on_in_thread(worker, token)
+    _wait_for("the job to start", (tmp_path / "started").exists)
+    client.modify([_event("live", "consumer", "feed", "e1", n="1")])
+    (tmp_path / "go").touch()
+    successor = join()
+
+    assert successor is not None and successor.name == token.name
+    assert worker.work_on(successor) is None
+    job = _job(client, "live", "consumer")
+    assert [[e["name"] for e in run.events] for run in job.history] == [["e0"], ["e1"]]
+    assert (tmp_path / "out").read_text().split() == ["0", "1"]
+
+
+def test_an_output_that_ended_while_its_upstream_ran_gets_started(
+    master: MasterThread, tmp_path: pathlib.Path
+) -> None:
+    client = master.client()
+    up = _shell(_held_command(tmp_path, first="0"), "feed", outputs=["down"])
+    down = _shell(f"echo down >> {tmp_path / 'out'}", "up")
+    running_down = Token(
+        names.job_name("live", _INSTANCE, names.RUNNABLE, "down"),
+        owner="another-worker",
+        expiration=time.time() + 30,
+        data=down.to_json(),
+    )
+    client.modify(
+        [
+            _waiting_job("live", "up", up),
+            _event("live", "up", "feed", "e0", n="0"),
+            running_down,
+        ]
+    )
+    worker = Worker(
+        client,
+        LocalExecutor(),
+        _settings(tmp_path, poll_sec=3600, tick_sec=3600),
+    )
+    assert worker.chores.sweep() == 1
+    (token,) = client.query_and_own(
+        worker.name, names.WORKFLOW_PREFIX, 1, lease_sec=30, contains="/up"
+    )
+
+    join = _work_on_in_thread(worker, token)
+    _wait_for("the job to start", (tmp_path / "started").exists)
+    # The other worker's run of down ends: it waits again.
+    (running_down,) = client.query(running_down.name)
+    client.modify([_waiting_job("live", "down", down)], deletes=[running_down])
+    (tmp_path / "go").touch()
+    successor = join()
+
+    assert successor is not None
+    assert successor.name == names.job_name("live", _INSTANCE, names.RUNNABLE, "down")
+    worker.work_on(successor)
+    assert (tmp_path / "out").read_text().split() == ["0", "down"]
+
+
+def test_a_drain_set_while_a_job_ran_a_tick_or_more_keeps_its_output_unclaimed(
+    master: MasterThread, tmp_path: pathlib.Path
+) -> None:
+    """Signals read as a job started go stale: after a tick they are read again."""
+    client = master.client()
+    up = _shell(_held_command(tmp_path, first="0"), "feed", outputs=["down"])
+    down = _shell(f"echo down >> {tmp_path / 'out'}", "up")
+    client.modify(
+        [
+            _waiting_job("live", "up", up),
+            _waiting_job("live", "down", down),
+            _event("live", "up", "feed", "e0", n="0"),
+        ]
+    )
+    tick_sec = 0.1
+    worker = Worker(
+        client,
+        LocalExecutor(),
+        _settings(tmp_path, poll_sec=3600, tick_sec=tick_sec),
+    )
+    assert worker.chores.sweep() == 1
+    (token,) = client.query_and_own(worker.name, names.WORKFLOW_PREFIX, 1, lease_sec=30)
+
+    join = _work_on_in_thread(worker, token)
+    _wait_for("the job to start", (tmp_path / "started").exists)
+    set_signal(client, DRAIN, "live", _INSTANCE)
+    time.sleep(tick_sec * 2)
+    (tmp_path / "go").touch()
+
+    assert join() is None
+    (runnable,) = client.query(names.job_prefix("live", _INSTANCE, names.RUNNABLE))
+    assert runnable.name.endswith("/down") and runnable.owner is None
 
 
 def test_waiting_job_starts_only_once_its_event_is_posted(

@@ -105,12 +105,22 @@ def complete(
     retry_until: float | None,
     view: InstanceView,
     creator: str,
+    read_at_start: bool = False,
 ) -> Change:
     """The change that records the end of ``job``'s last execution.
 
     ``token`` is the job's runnable token as the worker holds it.
     ``retry_until`` is None when the job is not retried; otherwise the job
     stays runnable, leased as a timer until that time (or free if it is now).
+
+    ``read_at_start`` says ``view`` was read when the job started, not now.
+    Whatever changed since is still safe: a token the change deletes or
+    consumes carries the version read, so a change made on a view gone
+    stale is refused. What it cannot see are events that arrived since, for
+    the job itself or for an output that was running then; those jobs go
+    into :attr:`Change.recheck`, for the worker to look at once its change
+    is in, as it does for an output whose other inputs may have been
+    supplied meanwhile.
     """
     change = Change(deletes=[token])
     record = job.history[-1]
@@ -131,6 +141,8 @@ def complete(
     own_events = view.events.get(job_name, {})
     move(change, workflow, instance, job_name, token.priority, job, own_events, None)
     again = [t for t in change.made_runnable if t.name == token.name]
+    if read_at_start and not again and job.inputs:
+        change.recheck[job_name] = len(job.inputs)
     if again:
         # Runnable once more: the same token, rewritten in place (a delete and
         # an insert of one name cannot share a request).
@@ -145,7 +157,16 @@ def complete(
         event = Event(creator=creator, attributes=dict(record.event_attributes))
         for output in job.outputs:
             _post(change, workflow, instance, job_name, output, event, view)
+            target = view.jobs.get(output)
+            if read_at_start and target is not None and _is_runnable(target):
+                # It may have ended since and be waiting for this very event.
+                change.recheck[output] = len(Job.from_json(target.data).inputs)
     return change
+
+
+def _is_runnable(token: Token) -> bool:
+    parsed = names.parse_job_name(token.name)
+    return parsed is not None and parsed.state == names.RUNNABLE
 
 
 def _post(

@@ -109,6 +109,23 @@ class _Outcome:
         return self.stopped is None or not self.stopped.startswith(_ABORTED)
 
 
+@dataclasses.dataclass
+class _Prefetch:
+    """What the end of a job will need, read as the job started."""
+
+    #: The job token's name.
+    job: str
+    #: When it was read, on the monotonic clock.
+    read_at: float
+    view: transitions.InstanceView
+    seen: signals.Signals
+
+
+#: Waiting jobs to look at again, by (workflow, instance), with how many
+#: inputs each has: see :meth:`Worker._look_again`.
+_Rechecks = dict[tuple[str, str], dict[str, int]]
+
+
 class Worker:
     """One worker thread's loop; call :meth:`run` in the thread."""
 
@@ -133,6 +150,10 @@ class Worker:
         # Whether the instance of the last completion had no signal that
         # forbids starting its jobs.
         self._quiet = True
+        # The running job's view, read while it started (see _commit_end).
+        self._prefetch: _Prefetch | None = None
+        # Rechecks put off until this worker's next request (see _after_commit).
+        self._deferred: _Rechecks = {}
         self.chores = Chores(client, settings, self.name, self._call)
         #: Set to stop running jobs at once rather than letting them finish.
         self.abort_running = threading.Event()
@@ -215,6 +236,8 @@ class Worker:
         if stop.is_set():
             return True
 
+        if self._deferred and self._next is None:
+            self._look_again()
         token = self._next or self._claim()
         self._next = None
         if token is not None and stop.is_set():
@@ -266,12 +289,16 @@ class Worker:
             return None
 
         last = job.last
+        self._prefetch = None
         if last is not None and not last.finished and last.worker == self.name:
             # Claimed and started by this worker's last completion, which
             # also checked the instance's signals.
             return self._run(token, job, workflow, instance, job_name)
 
-        seen = signals.read_signals(self.client, workflow, instance)
+        # The signals that decide whether it may start, and what its end will
+        # need, in one request.
+        self._prefetch = self._read_ahead(workflow, instance, job, job_name, token)
+        seen = self._prefetch.seen
         if ABORT in seen:
             return self._end_unrun(token, job, instance, "aborted before it started")
         if DRAIN in seen or signals.exit_applies(seen, self.settings.generation):
@@ -355,6 +382,16 @@ class Worker:
             job=job_name,
             execution=execution,
         )
+        if self._prefetch is None or self._prefetch.job != token.name:
+            # While the job runs: a short job's end then needs no read of its
+            # own, which would stand between it and the start of the next.
+            try:
+                self._prefetch = self._read_ahead(
+                    workflow, instance, job, job_name, token
+                )
+            except MasterError as exc:
+                # The job runs on, watched; its end reads what it needs then.
+                log.warning("job %s: could not read ahead: %s", token.name, exc)
         return self._watch(handle, token, job, workflow, instance, job_name)
 
     def _watch(
@@ -477,39 +514,79 @@ class Worker:
         instance if nothing in it can run; return a successor to run next.
 
         Both need a look at the master once the change is in, and share one
-        request. A job with fewer events queued than it has inputs cannot be
-        ready; counting first spares reading a big fan-in's events at every
-        end. Nothing runnable means nothing running either (a running job
-        keeps its runnable token), so only a waiting job with every event
-        could still start; :meth:`Chores.finish_if_done` looks for those.
+        request. With a successor to run, the look waits for the read made
+        as the successor starts (:meth:`_read_ahead`), so that nothing stands
+        between one job's end and the next one's start. A job with fewer
+        events queued than it has inputs cannot be ready; counting first
+        spares reading a big fan-in's events at every end. Nothing runnable
+        means nothing running either (a running job keeps its runnable
+        token), so only a waiting job with every event could still start;
+        :meth:`Chores.finish_if_done` looks for those.
         """
         successor = change.made_runnable[0] if change.made_runnable else None
+        if change.recheck:
+            self._deferred.setdefault((workflow, instance), {}).update(change.recheck)
         may_end = may_end and successor is None
-        recheck = list(change.recheck.items())
-        if not recheck and not may_end:
+        if successor is not None or not (self._deferred or may_end):
             return successor
 
+        deferred, self._deferred = self._deferred, {}
+        looks = _flatten(deferred)
         runnable = names.job_prefix(workflow, instance, names.RUNNABLE)
         read, counts = self.client.read(
             [Query(runnable, 1)] if may_end else [],
-            counts=[names.input_prefix(workflow, instance, job) for job, _ in recheck]
+            counts=[look.prefix for look in looks]
             + ([instance_events(workflow, instance)] if may_end else []),
         )
-        started_any = False
-        for (waiting, inputs), queued in zip(
-            recheck, counts[: len(recheck)], strict=True
-        ):
-            if queued < max(inputs, 1):
-                continue
-            claim = successor is None and self._quiet
-            started, claimed = self._start_if_ready(workflow, instance, waiting, claim)
-            started_any = started_any or started
-            successor = successor or claimed
+        started_any, successor = self._start_ready(
+            looks, counts[: len(looks)], claim_in=(workflow, instance)
+        )
         if may_end and not started_any and not read[0]:
             self.chores.finish_if_done(
                 workflow, instance, none_runnable=True, events_queued=counts[-1]
             )
         return successor
+
+    def _look_again(self) -> None:
+        """Make the looks a completion put off, when no job read comes first."""
+        deferred, self._deferred = self._deferred, {}
+        looks = _flatten(deferred)
+        try:
+            _, counts = self.client.read([], counts=[look.prefix for look in looks])
+        except BaseException:
+            for key, jobs in deferred.items():
+                self._deferred.setdefault(key, {}).update(jobs)
+            raise
+        self._start_ready(looks, counts)
+
+    def _start_ready(
+        self,
+        looks: list["_Look"],
+        counts: list[int],
+        claim_in: tuple[str, str] | None = None,
+    ) -> tuple[bool, Token | None]:
+        """Start each looked-at job that has as many events as inputs and
+        turns out to be ready; whether any started, and the one claimed.
+
+        Only a job of ``claim_in`` (workflow, instance), the instance whose
+        signals were just read, may be claimed, and only if they allow it.
+        """
+        started_any = False
+        claimed: Token | None = None
+        for look, queued in zip(looks, counts, strict=True):
+            if queued < max(look.inputs, 1):
+                continue
+            claim = (
+                claimed is None
+                and self._quiet
+                and (look.workflow, look.instance) == claim_in
+            )
+            started, token = self._start_if_ready(
+                look.workflow, look.instance, look.job, claim
+            )
+            started_any = started_any or started
+            claimed = claimed or token
+        return started_any, claimed
 
     def _start_if_ready(
         self, workflow: str, instance: str, job_name: str, claim: bool
@@ -548,8 +625,19 @@ class Worker:
         succeeded: bool,
         retry_until: float | None,
     ) -> transitions.Change | None:
+        ahead, self._prefetch = self._prefetch, None
+        if ahead is not None and (
+            ahead.job != token.name
+            or time.monotonic() - ahead.read_at >= self.settings.tick_sec
+        ):
+            # Read longer ago than a tick: its signals may be out of date,
+            # and an ABORT or DRAIN must not be missed.
+            ahead = None
         for _ in range(_COMPLETION_ATTEMPTS):
-            view, seen = self._read_view(workflow, instance, job, job_name, token)
+            if ahead is not None:
+                view, seen = ahead.view, ahead.seen
+            else:
+                view, seen = self._read_view(workflow, instance, job, job_name, token)
             change = transitions.complete(
                 workflow=workflow,
                 instance=instance,
@@ -560,7 +648,9 @@ class Worker:
                 retry_until=retry_until,
                 view=view,
                 creator=self.name,
+                read_at_start=ahead is not None,
             )
+            ahead = None
             self._quiet = not (
                 ABORT in seen
                 or DRAIN in seen
@@ -590,8 +680,25 @@ class Worker:
         )
         return None
 
-    def _read_view(
+    def _read_ahead(
         self, workflow: str, instance: str, job: Job, job_name: str, token: Token
+    ) -> _Prefetch:
+        """Read what the job's end will need, as it starts.
+
+        The looks put off by the last completion go in the same request.
+        """
+        deferred, self._deferred = self._deferred, {}
+        view, seen = self._read_view(workflow, instance, job, job_name, token, deferred)
+        return _Prefetch(token.name, time.monotonic(), view, seen)
+
+    def _read_view(
+        self,
+        workflow: str,
+        instance: str,
+        job: Job,
+        job_name: str,
+        token: Token,
+        rechecks: _Rechecks | None = None,
     ) -> tuple[transitions.InstanceView, signals.Signals]:
         """What a completion must know, in one cheap request, two if an
         output may be ready to start."""
@@ -606,10 +713,13 @@ class Worker:
         # start now, and reading a big fan-in's events at each of its
         # upstream jobs' ends would cost the square of the fan.
         outputs = {o: names.input_prefix(workflow, instance, o) for o in job.outputs}
+        looks = _flatten(rechecks or {})
         read, counts = self.client.read(
-            [Query(p) for p in prefixes + levels], counts=list(outputs.values())
+            [Query(p) for p in prefixes + levels],
+            counts=list(outputs.values()) + [look.prefix for look in looks],
         )
-        queued = dict(zip(outputs, counts, strict=True))
+        queued = dict(zip(outputs, counts[: len(outputs)], strict=True))
+        self._start_ready(looks, counts[len(outputs) :])
         seen = signals.parse_signals(t for ts in read[len(prefixes) :] for t in ts)
         tokens = [t for ts in read[: len(prefixes)] for t in ts if t.name != token.name]
         view = transitions.view_of(workflow, instance, tokens)
@@ -778,6 +888,27 @@ class _Blank(dict[str, str]):
         if key not in self.missing:
             self.missing.append(key)
         return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Look:
+    """A waiting job to look at again, and where its events queue."""
+
+    workflow: str
+    instance: str
+    job: str
+    inputs: int
+    prefix: str
+
+
+def _flatten(rechecks: _Rechecks) -> list[_Look]:
+    return [
+        _Look(
+            workflow, instance, job, inputs, names.input_prefix(workflow, instance, job)
+        )
+        for (workflow, instance), jobs in rechecks.items()
+        for job, inputs in jobs.items()
+    ]
 
 
 def substitute(command: str, attributes: Mapping[str, str], job: str = "") -> str:
