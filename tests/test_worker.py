@@ -1,6 +1,7 @@
 """Workers running real shell jobs against a real master on SQLite."""
 
 import contextlib
+import dataclasses
 import os
 import pathlib
 import threading
@@ -343,6 +344,58 @@ def test_lost_attempt_is_recorded_and_rerun(
     assert lost.worker == "dead" and lost.exit_code == 1
     assert "lost" in (lost.reason or "")
     assert rerun.exit_code == 0
+
+
+def _claimed_long_ago(
+    client: MasterClient, worker: Worker, workflow: str, command: str
+) -> Token:
+    """A job this worker claimed, start recorded, in an answer that came so
+    late that the lease has run out, as when the master restarted meanwhile."""
+    start(client, workflow, {"a": shell(command)})
+    (claimed,) = client.query_and_own(
+        worker.name, f"/workflow/{workflow}/", 1, lease_sec=30, contains="/runnable/"
+    )
+    job = Job.from_json(claimed.data)
+    from pinball_core.workflow.transitions import start_record
+
+    start_record(job, "1", worker.name, time.time() - 31).info = command
+    (late,) = client.modify(
+        [dataclasses.replace(claimed, expiration=time.time() - 1, data=job.to_json())]
+    )
+    return late
+
+
+def test_a_claim_whose_lease_ran_out_to_another_worker_is_not_run(
+    master: MasterThread, settings: WorkerSettings, tmp_path: pathlib.Path
+) -> None:
+    client = master.client()
+    ran = tmp_path / "ran"
+    worker = Worker(client, LocalExecutor(), settings)
+    late = _claimed_long_ago(client, worker, "late", f"touch {ran}")
+    (taken,) = client.query_and_own(
+        "other", "/workflow/late/", 1, lease_sec=30, contains="/runnable/"
+    )
+
+    assert worker.work_on(late) is None
+
+    assert not ran.exists()
+    (token,) = client.query(late.name)
+    assert token.owner == "other" and token.version == taken.version
+
+
+def test_a_claim_whose_lease_ran_out_unclaimed_is_renewed_and_run(
+    master: MasterThread, settings: WorkerSettings, tmp_path: pathlib.Path
+) -> None:
+    client = master.client()
+    ran = tmp_path / "ran"
+    worker = Worker(client, LocalExecutor(), settings)
+    late = _claimed_long_ago(client, worker, "late", f"touch {ran}")
+
+    worker.work_on(late)
+
+    assert ran.exists()
+    (run,) = job_of(client, "late", "a").history
+    assert run.worker == worker.name and run.exit_code == 0
 
 
 def test_a_job_stopped_with_its_worker_runs_again_without_failing(

@@ -360,6 +360,20 @@ class Worker:
     ) -> _Outcome:
         record = job.history[-1]
         execution = len(job.history) - 1
+        if _lease_left(token) < self.settings.lease_sec * 2 / 3:
+            # The claim's answer came late (the master was restarting, say):
+            # a lease that may run out before the first renewal is renewed
+            # first, and one that ran out and went to another worker is not
+            # run here, or the job would run twice at once.
+            try:
+                token = self._renew(token, job)
+            except (VersionConflictError, NotFoundError):
+                log.warning(
+                    "job %s: its lease ran out before it could start, and "
+                    "another worker has it now; not running it here",
+                    token.name,
+                )
+                return _Outcome(exit_code=1, token=token, fenced=True)
         spec = ExecutionSpec(
             workflow=workflow,
             instance=instance,
@@ -899,6 +913,13 @@ class _Look:
     job: str
     inputs: int
     prefix: str
+
+
+def _lease_left(token: Token) -> float:
+    """Seconds until ``token``'s lease runs out; infinite without one."""
+    if token.expiration is None:
+        return float("inf")
+    return token.expiration - time.time()
 
 
 def _flatten(rechecks: _Rechecks) -> list[_Look]:
