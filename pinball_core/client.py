@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from pinball_core.errors import (
     ErrorCode,
@@ -32,6 +32,24 @@ from pinball_core.token import Token
 log = logging.getLogger(__name__)
 
 _WRITES = frozenset({"modify", "query_and_own", "archive"})
+
+# The least an attempt waits for an answer, however close its deadline: a
+# master that is up answers in that time.
+_SHORTEST_WAIT_SEC = 0.2
+
+
+class StopSignal(Protocol):
+    """What :meth:`MasterClient.give_up_when` watches: a threading.Event, or
+    anything else that can say whether it is set and wait until it is.
+
+    One that also has a ``deadline`` attribute (wall-clock seconds, or None)
+    limits how long each attempt may wait for the master's answer to the
+    time left until then.
+    """
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 class MasterClient(abc.ABC):
@@ -142,7 +160,7 @@ class MasterClient(abc.ABC):
         return self._send(operation, body)
 
     def give_up_when(
-        self, event: threading.Event
+        self, event: StopSignal
     ) -> contextlib.AbstractContextManager[None]:
         """Within this context, this thread's requests stop retrying once
         ``event`` is set.
@@ -151,7 +169,9 @@ class MasterClient(abc.ABC):
         of backoff against a master that is down. Each request is still sent
         once, so a stop can hand back its work when the master is up; a
         retry that ``event`` cuts short raises :class:`MasterUnavailableError`.
-        A client that does not retry has nothing to cut short.
+        A client that does not retry has nothing to cut short. An ``event``
+        with a ``deadline`` (see :class:`StopSignal`) also cuts short an
+        attempt that waits for an answer past it.
         """
         return contextlib.nullcontext()
 
@@ -216,7 +236,7 @@ class HttpClient(MasterClient):
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def give_up_when(self, event: threading.Event) -> Iterator[None]:
+    def give_up_when(self, event: StopSignal) -> Iterator[None]:
         outer = getattr(self._give_up, "event", None)
         self._give_up.event = event
         try:
@@ -243,6 +263,7 @@ class HttpClient(MasterClient):
         began = time.monotonic()
         for attempt in range(1, self._attempts + 1):
             connection = self._connection()
+            self._limit_wait(connection)
             try:
                 connection.request(
                     "POST", f"/v1/{operation}", body=payload, headers=self._headers
@@ -275,7 +296,7 @@ class HttpClient(MasterClient):
                     f"up after {attempt} attempts in {took:.1f} s; is it running? "
                     "(`pinball master`)"
                 ) from failure
-            give_up: threading.Event | None = getattr(self._give_up, "event", None)
+            give_up: StopSignal | None = getattr(self._give_up, "event", None)
             delay = min(backoff, self._max_backoff) * random.uniform(0.5, 1.5)
             if give_up is None or not give_up.is_set():
                 log.log(
@@ -297,6 +318,18 @@ class HttpClient(MasterClient):
                 ) from failure
             backoff *= 2
         raise AssertionError("unreachable")
+
+    def _limit_wait(self, connection: http.client.HTTPConnection) -> None:
+        """Wait for this attempt's answer no longer than the thread's give-up
+        deadline allows, if it has one."""
+        give_up = getattr(self._give_up, "event", None)
+        deadline: float | None = getattr(give_up, "deadline", None)
+        timeout = self._timeout
+        if deadline is not None:
+            timeout = max(_SHORTEST_WAIT_SEC, min(timeout, deadline - time.time()))
+        connection.timeout = timeout
+        if connection.sock is not None:
+            connection.sock.settimeout(timeout)
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from pinball_core.client import HttpClient, MasterClient
 from pinball_core.errors import MasterUnavailableError
 from pinball_core.executors.local import LocalExecutor
 from pinball_core.local import MasterThread
+from pinball_core.stores.sqlite import SqliteStore
 from pinball_core.testing.hooks import HookRecorder
 from pinball_core.token import Token
 from pinball_core.workflow import names, signals
@@ -297,6 +298,42 @@ def test_worker_that_loses_its_lease_stops_its_job(
     (current,) = client.query(names.job_prefix("fenced", "1", names.RUNNABLE))
     assert current.owner == "intruder"
     assert Job.from_json(current.data).history[-1].end_time is None
+
+
+def test_a_job_is_stopped_when_its_lease_runs_out_with_the_master_down(
+    store: SqliteStore, settings: WorkerSettings, tmp_path: pathlib.Path
+) -> None:
+    """The worker's requests give up when the lease ends, so a master that is
+    away longer does not keep it from stopping a job another worker may take
+    once the master is back."""
+    pid_file = tmp_path / "pid"
+    master = MasterThread(store, port=0).start()
+    assert master.port is not None
+    start(
+        master.client(), "outage", {"a": shell(f"echo $$ > {pid_file}; exec sleep 300")}
+    )
+    # Retries for minutes, as a service's client does.
+    client = HttpClient(
+        "127.0.0.1", master.port, connect_attempts=1000, max_backoff_sec=0.2
+    )
+    pool = Workers(client, settings, HookRecorder())
+    pool.start(1, lease_sec=1.5)
+    try:
+        deadline = time.time() + 30
+        while not pid_file.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        pid = int(pid_file.read_text())
+
+        master.stop()
+        deadline = time.time() + 30
+        while _alive(pid) and time.time() < deadline:
+            time.sleep(0.1)
+
+        assert not _alive(pid)
+    finally:
+        pool.close()
+        with contextlib.suppress(OSError, ProcessLookupError):
+            os.kill(int(pid_file.read_text()), 9)
 
 
 def _alive(pid: int) -> bool:

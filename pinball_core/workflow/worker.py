@@ -12,6 +12,7 @@ is claimed again once the lease runs out, and the lost attempt is recorded.
 
 import dataclasses
 import logging
+import math
 import os
 import socket
 import threading
@@ -338,8 +339,12 @@ class Worker:
     ) -> Token | None:
         """Execute a job whose start is recorded in ``token``; record its end."""
         record = job.history[-1]
-        with self.client.give_up_when(self.abort_running):
-            outcome = self._execute(token, job, workflow, instance, job_name)
+        give_up = _GiveUp(self.abort_running)
+        with self.client.give_up_when(give_up):
+            outcome = self._execute(token, job, workflow, instance, job_name, give_up)
+            # The end is recorded however long the master takes to come
+            # back, unless this worker must stop at once.
+            give_up.lease_ends = math.inf
             if outcome.fenced:
                 return None
             record.exit_code = outcome.exit_code
@@ -356,7 +361,13 @@ class Worker:
             )
 
     def _execute(
-        self, token: Token, job: Job, workflow: str, instance: str, job_name: str
+        self,
+        token: Token,
+        job: Job,
+        workflow: str,
+        instance: str,
+        job_name: str,
+        give_up: "_GiveUp",
     ) -> _Outcome:
         record = job.history[-1]
         execution = len(job.history) - 1
@@ -374,6 +385,7 @@ class Worker:
                     token.name,
                 )
                 return _Outcome(exit_code=1, token=token, fenced=True)
+        give_up.lease_ends = _expiry(token)
         spec = ExecutionSpec(
             workflow=workflow,
             instance=instance,
@@ -406,7 +418,7 @@ class Worker:
             except MasterError as exc:
                 # The job runs on, watched; its end reads what it needs then.
                 log.warning("job %s: could not read ahead: %s", token.name, exc)
-        return self._watch(handle, token, job, workflow, instance, job_name)
+        return self._watch(handle, token, job, workflow, instance, job_name, give_up)
 
     def _watch(
         self,
@@ -416,8 +428,14 @@ class Worker:
         workflow: str,
         instance: str,
         job_name: str,
+        give_up: "_GiveUp",
     ) -> _Outcome:
-        """Wait for the execution, renewing the lease and enforcing timeouts."""
+        """Wait for the execution, renewing the lease and enforcing timeouts.
+
+        No request made meanwhile outlasts the lease (see :class:`_GiveUp`):
+        with the master down, the job is stopped when its lease runs out,
+        before another worker can take it once the master is back.
+        """
         settings = self.settings
         started = time.monotonic()
         renew_at = time.time() + settings.lease_sec / 3
@@ -462,11 +480,11 @@ class Worker:
                 try:
                     token = self._renew(token, job)
                     renew_at = time.time() + settings.lease_sec / 3
+                    give_up.lease_ends = _expiry(token)
                 except (VersionConflictError, NotFoundError):
                     fenced = True
                 except MasterUnavailableError:
-                    if token.expiration is not None and time.time() > token.expiration:
-                        fenced = True
+                    fenced = _lease_left(token) <= 0
                 if fenced:
                     stopped = stopped or "lost its lease"
                     log.warning(
@@ -475,7 +493,8 @@ class Worker:
                         instance,
                         job_name,
                     )
-                    handle.abort(settings.abort_grace_sec)
+                    # No grace: the job may be another worker's to run now.
+                    handle.abort(0)
 
     def _reason_to_stop(
         self, job: Job, elapsed: float, workflow: str, instance: str
@@ -485,7 +504,13 @@ class Worker:
             return f"timed out after {job.abort_timeout_sec:g} s"
         if self.abort_running.is_set():
             return STOPPED_WITH_WORKER
-        if ABORT in signals.read_signals(self.client, workflow, instance):
+        try:
+            seen = signals.read_signals(self.client, workflow, instance)
+        except MasterError as exc:
+            # Left to the lease: the job stops if the master stays away.
+            log.warning("job %s/%s: cannot read signals: %s", workflow, instance, exc)
+            return None
+        if ABORT in seen:
             return f"{_ABORTED} by an ABORT signal"
         return None
 
@@ -915,11 +940,43 @@ class _Look:
     prefix: str
 
 
+def _expiry(token: Token) -> float:
+    """When ``token``'s lease runs out (wall clock); infinite without one."""
+    return math.inf if token.expiration is None else token.expiration
+
+
 def _lease_left(token: Token) -> float:
     """Seconds until ``token``'s lease runs out; infinite without one."""
-    if token.expiration is None:
-        return float("inf")
-    return token.expiration - time.time()
+    return _expiry(token) - time.time()
+
+
+class _GiveUp:
+    """When a running job's requests stop retrying a master that is down:
+    at once when the worker must stop its jobs, or when the job's lease
+    runs out (:attr:`lease_ends`, wall clock).
+
+    A request still retrying when the lease ran out would keep the worker
+    from stopping a job that, once the master is back, another worker may
+    take. Passed to :meth:`MasterClient.give_up_when` like an Event.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self.lease_ends = math.inf
+
+    @property
+    def deadline(self) -> float | None:
+        """When requests must give up: the lease's end, if there is one."""
+        return None if math.isinf(self.lease_ends) else self.lease_ends
+
+    def is_set(self) -> bool:
+        return self._stop.is_set() or time.time() >= self.lease_ends
+
+    def wait(self, timeout: float | None = None) -> bool:
+        left = self.lease_ends - time.time()
+        limit = left if timeout is None else min(timeout, left)
+        self._stop.wait(None if math.isinf(limit) else max(0.0, limit))
+        return self.is_set()
 
 
 def _flatten(rechecks: _Rechecks) -> list[_Look]:
