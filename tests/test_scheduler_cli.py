@@ -592,3 +592,165 @@ def test_scheduler_with_a_parser_that_cannot_load_stops_at_once(
     assert main(["-c", str(config), "scheduler"]) == 2
 
     assert "parser plugin 'not_installed'" in capsys.readouterr().err
+
+
+# -- reschedule with definitions that have problems --------------------------------
+
+REPORTS = """\
+workflows:
+  nightly_report:
+    schedule: {cron: "30 2 * * *", timezone: Europe/Berlin}
+    jobs:
+      only: {command: "true"}
+"""
+
+SYNC = """\
+workflows:
+  hourly_sync:
+    schedule: {recurrence: 1H}
+    jobs:
+      only: {command: "true"}
+"""
+
+
+@pytest.fixture
+def flows_config(tmp_path: pathlib.Path, master: MasterThread) -> str:
+    """A config whose YAML parser reads reports.yaml and sync.yaml."""
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "reports.yaml").write_text(REPORTS)
+    (folder / "sync.yaml").write_text(SYNC)
+    config = tmp_path / "flows-config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "home": str(tmp_path / "home"),
+                "master_port": master.port,
+                "store": f"sqlite:///{tmp_path / 'pinball.db'}",
+                "parser": "yaml",
+                "parser_params": {"path": "flows"},
+            }
+        )
+    )
+    return str(config)
+
+
+def test_reschedule_reports_a_file_that_does_not_parse_and_keeps_its_schedules(
+    flows_config: str,
+    tmp_path: pathlib.Path,
+    master: MasterThread,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = master.client()
+    assert main(["-c", flows_config, "workflow", "reschedule"]) == 0
+    before = read_schedule(client, "nightly_report")
+    assert before is not None
+    reports = tmp_path / "flows" / "reports.yaml"
+    reports.write_text(REPORTS + "oops: [\n")
+    (tmp_path / "flows" / "sync.yaml").write_text(SYNC.replace("1H", "2H"))
+    capsys.readouterr()
+
+    assert main(["-c", flows_config, "workflow", "reschedule"]) == 1
+
+    captured = capsys.readouterr()
+    assert f"pinball: error: {reports}:7:1: not valid YAML" in captured.err
+    assert "hourly_sync: rescheduled" in captured.out
+    assert (
+        "nightly_report: has a schedule, but the parser does not define it now, "
+        "perhaps because of the problems in the definitions; kept"
+    ) in captured.out
+    assert "--remove-missing` removes them" not in captured.out
+
+    assert main(["-c", flows_config, "workflow", "reschedule", "--remove-missing"]) == 1
+
+    captured = capsys.readouterr()
+    assert "schedule removed" not in captured.out
+    assert f"{reports}:7:1: not valid YAML" in captured.err
+    assert (
+        "pinball: error: not removing the schedule of nightly_report: the "
+        "definitions have problems that may hide its workflow"
+    ) in captured.err
+    assert "`pinball workflow validate`" in captured.err
+    after = read_schedule(client, "nightly_report")
+    assert after is not None and after[0] == before[0]
+
+    reports.write_text(REPORTS)
+    assert main(["-c", flows_config, "workflow", "reschedule", "--remove-missing"]) == 0
+    assert "nightly_report: unchanged" in capsys.readouterr().out
+
+
+def test_reschedule_of_one_workflow_keeps_its_schedule_when_problems_may_hide_it(
+    flows_config: str,
+    tmp_path: pathlib.Path,
+    master: MasterThread,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = master.client()
+    assert main(["-c", flows_config, "workflow", "reschedule"]) == 0
+    (tmp_path / "flows" / "reports.yaml").write_text(REPORTS + "oops: [\n")
+    capsys.readouterr()
+
+    argv = ["workflow", "reschedule", "-w", "nightly_report", "--remove-missing"]
+    assert main(["-c", flows_config, *argv]) == 1
+
+    assert "not valid YAML" in capsys.readouterr().err
+    assert read_schedule(client, "nightly_report") is not None
+
+    # A workflow never scheduled nor defined: refused, naming what may hide it.
+    assert main(["-c", flows_config, "workflow", "reschedule", "-w", "nightly"]) == 2
+
+    err = capsys.readouterr().err
+    assert "workflow nightly is not defined by the parser 'yaml'" in err
+    assert "it knows: hourly_sync" in err
+    assert "problem that may hide it" in err
+
+
+def test_reschedule_keeps_a_schedule_its_definition_lost_to_a_problem(
+    flows_config: str,
+    tmp_path: pathlib.Path,
+    master: MasterThread,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = master.client()
+    assert main(["-c", flows_config, "workflow", "reschedule"]) == 0
+    sync = tmp_path / "flows" / "sync.yaml"
+    sync.write_text(SYNC.replace("recurrence: 1H", "recurrence: 2H, timezone: Mars"))
+    capsys.readouterr()
+
+    code = main(["-c", flows_config, "workflow", "reschedule", "--remove-missing"])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "workflow hourly_sync: timezone 'Mars' is unknown" in captured.err
+    assert (
+        "hourly_sync: its definition has problems, so its schedule is left as it was"
+    ) in captured.out
+    assert "nightly_report: unchanged" in captured.out
+    kept = read_schedule(client, "hourly_sync")
+    assert kept is not None and kept[1].spec.recurrence_sec == 3600
+
+
+def test_reschedule_holds_a_workflow_its_parser_refuses_to_build(
+    app: Application,
+    client: MasterClient,
+    plugin: ParserPlugin,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workflow(app, "reschedule")
+    before = read_schedule(client, "hourly")
+    # Problems that only building finds, and that name no workflow.
+    plugin.parser = ProblemParser(
+        {**DEFINITIONS, "hourly": ScheduleSpec(workflow="hourly", recurrence_sec=60)}
+    )
+    capsys.readouterr()
+
+    assert workflow(app, "reschedule") == 1
+
+    captured = capsys.readouterr()
+    assert "hourly: its definition has problems, so its schedule is left as it was" in (
+        captured.out
+    )
+    assert "pinball: error: hourly.yaml:4:7: job a: a cycle" in captured.err
+    assert "by_hand" not in captured.out
+    after = read_schedule(client, "hourly")
+    assert before is not None and after is not None and after[0] == before[0]

@@ -335,6 +335,51 @@ def test_start_inserts_the_parsers_instance(
     assert {p.job for p in parsed if p is not None} == {"parent", "child"}
 
 
+def test_start_warns_of_a_drain_that_holds_the_instance_back(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_signal(client, DRAIN)
+    set_signal(client, DRAIN, WF)
+    set_signal(client, EXIT)
+    set_signal(client, DRAIN, "other_workflow")
+
+    assert run(app, "start", "-w", WF) == 0
+
+    captured = capsys.readouterr()
+    assert f"started workflow {WF} instance" in captured.out
+    assert captured.err.splitlines() == [
+        "pinball: warning: DRAIN is set at global level (/workflow/__SIGNAL__/"
+        "DRAIN), so no job of the new instance starts until it is removed with "
+        "`pinball workflow undrain`",
+        f"pinball: warning: DRAIN is set at workflow {WF} level (/workflow/{WF}/"
+        "__SIGNAL__/DRAIN), so no job of the new instance starts until it is "
+        f"removed with `pinball workflow undrain -w {WF}`",
+    ]
+
+
+def test_start_warns_of_an_abort_that_stops_the_instance(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_signal(client, ABORT, WF)
+
+    assert run(app, "start", "-w", WF) == 0
+
+    assert capsys.readouterr().err == (
+        f"pinball: warning: ABORT is set at workflow {WF} level (/workflow/{WF}/"
+        "__SIGNAL__/ABORT), so the new instance shows ABORTED and none of its "
+        f"jobs runs while it is set; remove it with `pinball workflow unabort "
+        f"-w {WF}`\n"
+    )
+
+
+def test_start_without_signals_warns_of_nothing(
+    app: Application, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(app, "start", "-w", WF) == 0
+
+    assert capsys.readouterr().err == ""
+
+
 def test_start_takes_the_next_id_when_one_is_taken(
     app: Application, client: MasterClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1046,6 +1091,105 @@ def test_abort_needs_force_without_a_terminal(
         run(app, "abort")
 
     assert read_signals(client) == {}
+
+
+SIGNAL_COMMANDS = ["drain", "undrain", "abort", "unabort", "exit", "unexit"]
+
+
+@pytest.mark.parametrize("command", SIGNAL_COMMANDS)
+def test_a_signal_for_a_workflow_nothing_knows_is_refused(
+    app: Application, client: MasterClient, command: str
+) -> None:
+    with pytest.raises(WorkflowCommandError) as refused:
+        run(app, command, "-w", "some_workflw", "-f")
+
+    message = str(refused.value)
+    assert message.startswith(
+        "workflow some_workflw is not defined by the parser 'test'"
+    )
+    assert "it knows: other_workflow, some_workflow" in message
+    assert "the master and the store hold nothing of it" in message
+    assert message.endswith("did you mean 'some_workflow'?")
+    assert client.query(names.workflow_prefix("some_workflw")) == []
+
+    with pytest.raises(WorkflowCommandError, match="not defined by the parser"):
+        run(app, command, "-w", "nope", "-i", INST, "-f")
+
+
+def test_a_signal_for_an_unknown_workflow_does_not_list_it(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(WorkflowCommandError):
+        run(app, "drain", "-w", "typo_wf")
+
+    run(app, "list", "--json")
+
+    assert "typo_wf" not in output(capsys)
+
+
+def retired_with_an_instance(client: MasterClient, store: SqliteStore) -> None:
+    put_job(client, "only", workflow="retired")
+
+
+def retired_with_an_archived_instance(client: MasterClient, store: SqliteStore) -> None:
+    put_job(client, "only", workflow="retired")
+    client.archive(client.query(names.workflow_prefix("retired")))
+
+
+def retired_with_a_schedule(client: MasterClient, store: SqliteStore) -> None:
+    client.modify(updates=[Token(names.schedule_name("retired"), data="{}")])
+
+
+def retired_with_a_signal(client: MasterClient, store: SqliteStore) -> None:
+    set_signal(client, DRAIN, "retired")
+
+
+@pytest.mark.parametrize(
+    "leftover",
+    [
+        retired_with_an_instance,
+        retired_with_an_archived_instance,
+        retired_with_a_schedule,
+        retired_with_a_signal,
+    ],
+)
+@pytest.mark.parametrize("command", ["drain", "abort", "undrain"])
+def test_a_workflow_no_longer_defined_still_takes_signals(
+    app: Application,
+    client: MasterClient,
+    store: SqliteStore,
+    leftover: Any,
+    command: str,
+) -> None:
+    leftover(client, store)
+
+    assert run(app, command, "-w", "retired", "-f") == 0
+
+
+def test_a_signal_goes_ahead_when_the_parser_cannot_tell(
+    tmp_path: pathlib.Path,
+    master: MasterThread,
+    client: MasterClient,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = LocalApplication(write_config(tmp_path, parser="no_such_parser"), master)
+
+    assert run(app, "abort", "-w", "maybe_new", "-f") == 0
+
+    assert ABORT in read_signals(client, "maybe_new")
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "pinball: warning: cannot tell whether workflow maybe_new is defined ("
+    )
+    assert err.endswith("; setting ABORT anyway\n")
+
+
+def test_a_defined_workflow_without_instances_takes_signals(
+    app: Application, client: MasterClient
+) -> None:
+    assert run(app, "drain", "-w", "other_workflow") == 0
+
+    assert DRAIN in read_signals(client, "other_workflow")
 
 
 # -- disable and enable

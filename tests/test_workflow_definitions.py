@@ -131,6 +131,49 @@ def test_validate_as_json(
     assert body["ok"] is False and len(body["problems"]) == 5
 
 
+def test_validate_names_the_valid_workflows_beside_the_problems(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weekly = GOOD.replace("workflows:\n  daily:", "  weekly:")
+    path = config(tmp_path, BAD + weekly)
+
+    assert pinball("-c", path, "workflow", "validate", "--json") == 1
+
+    body = json.loads(capsys.readouterr().out)
+    assert body["ok"] is False
+    assert body["workflows"] == ["weekly"]
+    assert len(body["problems"]) == 5
+
+    assert pinball("-c", path, "workflow", "validate") == 1
+
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 5
+    assert captured.err.splitlines() == [
+        "5 problems in the definitions read by parser 'yaml'",
+        "1 workflow valid: weekly",
+    ]
+
+
+def test_validate_of_a_file_that_does_not_parse_names_the_others(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config(tmp_path, GOOD, parser_params={"path": "flows"})
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "good.yaml").write_text(GOOD)
+    (tmp_path / "flows" / "broken.yaml").write_text(
+        GOOD.replace("daily", "weekly") + "oops: [\n"
+    )
+
+    assert pinball("-c", path, "workflow", "validate", "--json") == 1
+
+    body = json.loads(capsys.readouterr().out)
+    assert body["workflows"] == ["daily"]
+    [problem] = body["problems"]
+    assert problem.startswith(
+        f"{tmp_path / 'flows' / 'broken.yaml'}:9:1: not valid YAML"
+    )
+
+
 def test_validate_through_the_original_parser_name(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,6 +5,11 @@ embeds Pinball may too. A schedule whose cadence (recurrence, start, time
 zone) is unchanged keeps its place: its next run and its state stay, and
 only the other settings are rewritten, so rescheduling never makes a run
 happen twice or fall out.
+
+Definitions with problems change nothing they might be wrong about: the
+schedule of a workflow whose definition has problems is left as it is, and
+no schedule is removed while a problem might hide its workflow, since a file
+that does not parse looks, to the parser, like workflows that were deleted.
 """
 
 import dataclasses
@@ -15,7 +20,12 @@ from typing import Final
 
 from pinball_core.client import MasterClient
 from pinball_core.components import Parser
-from pinball_core.errors import NotFoundError, PinballError, VersionConflictError
+from pinball_core.errors import (
+    DefinitionError,
+    NotFoundError,
+    PinballError,
+    VersionConflictError,
+)
 from pinball_core.scheduler.scheduler import PARKED_OWNER, anchor_at
 from pinball_core.scheduler.spec import (
     Schedule,
@@ -25,11 +35,16 @@ from pinball_core.scheduler.spec import (
 )
 from pinball_core.token import FOREVER, Token
 from pinball_core.workflow import names
+from pinball_core.workflow.definition import names_workflow, problems_outside
 
 log = logging.getLogger(__name__)
 
 #: Tries when other writers change schedule tokens meanwhile.
 ATTEMPTS: Final = 10
+
+#: The instance id a workflow is built under to check its definition;
+#: nothing built is sent to the master.
+_DRAFT_INSTANCE: Final = "definition"
 
 
 class RescheduleError(PinballError):
@@ -43,7 +58,8 @@ class Change:
     workflow: str
     #: ``added``, ``replaced`` (new cadence), ``updated`` (same cadence,
     #: other settings), ``unchanged``, ``stale`` (kept; no definition),
-    #: ``removed`` (stale, and removed as asked).
+    #: ``removed`` (stale, and removed as asked), ``held`` (its definition
+    #: or schedule has problems, so its token, if any, is left as it is).
     action: str
     #: When its next run is, for added, replaced, updated and unchanged ones.
     next_run: float | None = None
@@ -58,6 +74,13 @@ class RescheduleResult:
     changes: list[Change] = dataclasses.field(default_factory=list)
     #: One line per workflow whose schedule could not be read or used.
     problems: list[str] = dataclasses.field(default_factory=list)
+    #: The parser's problems with the definitions, as it words them (with
+    #: file and line where it knows them): every one, or with ``workflow``
+    #: those of that workflow and those that may hide it.
+    definition_problems: list[str] = dataclasses.field(default_factory=list)
+    #: Stale schedules that ``remove_missing`` kept, because the definitions
+    #: have problems that may hide their workflows or their schedules.
+    not_removed: list[str] = dataclasses.field(default_factory=list)
 
     def of(self, action: str) -> list[Change]:
         return [c for c in self.changes if c.action == action]
@@ -76,9 +99,11 @@ def reschedule(
 
     With ``workflow``, only that one. Tokens of workflows the definitions no
     longer schedule are reported as ``stale``, and removed with
-    ``remove_missing``. ``check_policy`` is called with each schedule's
-    overrun policy name and raises if no such policy is installed. All
-    changes go to the master in one request.
+    ``remove_missing``, unless the definitions have problems (then they are
+    listed in ``not_removed``). A workflow whose definition has problems is
+    ``held``: its token, if any, is left as it is. ``check_policy`` is
+    called with each schedule's overrun policy name and raises if no such
+    policy is installed. All changes go to the master in one request.
 
     :raises RescheduleError: if the workflow named is neither defined nor
         scheduled, or the master's tokens kept changing.
@@ -177,19 +202,34 @@ def _plan(
         wanted = sorted(defined)
     current = {t.name: t for t in existing}
 
+    problems = _definition_problems(parser)
+    hiding = problems_outside(problems, defined)
+    if workflow is not None:
+        problems = [p for p in problems if p in hiding or names_workflow(p, workflow)]
+    result.definition_problems.extend(problems)
+
     updates: list[Token] = []
     deletes: list[Token] = []
     scheduled: set[str] = set()
     for name in wanted:
-        usable, spec = _spec_of(parser, name, result, check_policy)
-        if not usable:
+        token_name = names.schedule_name(name)
+        has_token = token_name in current
+        own = _own_problems(parser, name, problems)
+        if own:
             # Its token, if it has one, is left as it is, not reported stale.
             scheduled.add(name)
+            _note(result.definition_problems, own)
+            if has_token or _may_be_scheduled(parser, name):
+                result.changes.append(_held(name, "its definition has", has_token))
+            continue
+        usable, spec = _spec_of(parser, name, result, check_policy)
+        if not usable:
+            scheduled.add(name)
+            result.changes.append(_held(name, "its schedule has", has_token))
             continue
         if spec is None:
             continue
         scheduled.add(name)
-        token_name = names.schedule_name(name)
         change, token = _compare(spec, current.get(token_name), now)
         result.changes.append(change)
         if token is not None:
@@ -199,18 +239,74 @@ def _plan(
         stale = token.name[len(names.SCHEDULE_PREFIX) :]
         if stale in scheduled:
             continue
-        why = (
-            "its definition has no schedule"
-            if stale in defined
-            else "the parser no longer defines it"
-        )
-        if remove_missing:
+        if stale in defined:
+            why = "its definition has no schedule"
+        elif hiding:
+            why = (
+                "the parser does not define it now, perhaps because of the "
+                "problems in the definitions"
+            )
+        else:
+            why = "the parser no longer defines it"
+        if remove_missing and not result.definition_problems:
             deletes.append(token)
             result.changes.append(Change(stale, "removed", detail=why))
         else:
             result.changes.append(Change(stale, "stale", detail=why))
+            if remove_missing:
+                result.not_removed.append(stale)
     result.changes.sort(key=lambda c: c.workflow)
     return result, updates, deletes
+
+
+def _definition_problems(parser: Parser) -> list[str]:
+    """The parser's problems with the definitions; one that cannot tell
+    them has the problem that it cannot."""
+    try:
+        return [str(problem) for problem in parser.validate()]
+    except Exception as exc:
+        # Nothing it reads can be trusted to be whole, so this problem, which
+        # names no workflow, keeps every schedule in place.
+        log.debug("the parser's validate failed", exc_info=True)
+        return [f"the parser failed to validate: {type(exc).__name__}: {exc}"]
+
+
+def _own_problems(parser: Parser, workflow: str, problems: list[str]) -> list[str]:
+    """The problems that stop ``workflow`` from being built.
+
+    Those that name it, and those its parser gives when asked to build it:
+    a parser may refuse a workflow for a problem elsewhere in its file.
+    Other refusals are left to the scheduler, which reports them at the run.
+    """
+    own = [p for p in problems if names_workflow(p, workflow)]
+    try:
+        parser.instance_tokens(workflow, _DRAFT_INSTANCE)
+    except DefinitionError as exc:
+        own.extend(p for p in exc.problems if p not in own)
+    except Exception:
+        log.debug("could not build workflow %s to check it", workflow, exc_info=True)
+    return own
+
+
+def _held(workflow: str, what: str, has_token: bool) -> Change:
+    detail = (
+        f"{what} problems, so its schedule is left as it was"
+        if has_token
+        else f"{what} problems, so it is not scheduled"
+    )
+    return Change(workflow, "held", detail=detail)
+
+
+def _may_be_scheduled(parser: Parser, workflow: str) -> bool:
+    """Whether the definition of ``workflow`` may have a schedule."""
+    try:
+        return parser.schedule_token(workflow) is not None
+    except Exception:
+        return True
+
+
+def _note(problems: list[str], more: list[str]) -> None:
+    problems.extend(p for p in more if p not in problems)
 
 
 def _spec_of(

@@ -10,6 +10,7 @@ its token carries.
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, Protocol
 
@@ -188,6 +189,35 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ``; did you mean 'x'?`` hint for a misspelt ``word``, or nothing."""
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# -- Problems ------------------------------------------------------------------
+
+
+def names_workflow(problem: str, workflow: str) -> bool:
+    """Whether a parser's problem line is about ``workflow``.
+
+    Parsers say ``workflow NAME`` in the line of a problem inside a
+    workflow's definition, as the YAML and Python parsers do; this is the
+    only way to tell from the line, since the parser contract gives problems
+    as text.
+    """
+    return re.search(rf"\bworkflow {re.escape(workflow)}\b", problem) is not None
+
+
+def problems_outside(problems: Iterable[str], workflows: Iterable[str]) -> list[str]:
+    """The problems that name none of ``workflows``, in order.
+
+    A problem outside every workflow the parser read (a file that does not
+    parse, a workflow whose name is not valid) may hide a workflow from it,
+    so a workflow that seems to be missing may only be unreadable.
+    """
+    known = list(workflows)
+    return [
+        problem
+        for problem in problems
+        if not any(names_workflow(problem, workflow) for workflow in known)
+    ]
 
 
 # -- Priorities ----------------------------------------------------------------

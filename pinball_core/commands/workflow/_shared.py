@@ -5,7 +5,6 @@ import dataclasses
 import datetime
 import getpass
 import logging
-import re
 import socket
 import sys
 import time
@@ -18,7 +17,7 @@ from pinball_core.components import Parser
 from pinball_core.errors import NotFoundError, PinballError, VersionConflictError
 from pinball_core.token import Token
 from pinball_core.workflow import names
-from pinball_core.workflow.definition import did_you_mean
+from pinball_core.workflow.definition import did_you_mean, problems_outside
 from pinball_core.workflow.instance import new_instance_id
 from pinball_core.workflow.model import ABORT, Job, PayloadError, Signal
 from pinball_core.workflow.signals import level_of, read_signals
@@ -165,12 +164,7 @@ def require_defined(
     message += did_you_mean(workflow, known)
     # A problem that names a workflow the parser knows is inside what it
     # read, so it cannot be what hides this one.
-    read = [re.compile(rf"\bworkflow {re.escape(name)}\b") for name in known]
-    problems = [
-        line
-        for line in _parser_problems(parser)
-        if not any(pattern.search(line) for pattern in read)
-    ]
+    problems = problems_outside(_parser_problems(parser), known)
     if problems:
         shown = "".join(f"\n  {line}" for line in problems[:SHOWN_PROBLEMS])
         message += (

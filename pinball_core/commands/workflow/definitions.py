@@ -26,6 +26,7 @@ from pinball_core.components import Parser
 from pinball_core.errors import DefinitionError, PinballError
 from pinball_core.workflow import graph as graphs
 from pinball_core.workflow import names
+from pinball_core.workflow.definition import names_workflow
 from pinball_core.workflow.model import Job
 from pinball_core.workflow.status import read_instance
 
@@ -91,17 +92,27 @@ def register(commands: "argparse._SubParsersAction[Any]") -> None:
 
 
 def validate(args: argparse.Namespace, app: Application) -> int:
-    """List every problem of every definition; 1 if there are any."""
+    """List every problem of every definition, and the workflows that are
+    valid; 1 if there are any problems."""
     _refuse_foreign(args, "validate", allowed=("json",))
     parser = _make_parser(app)
     problems = _problems(parser)
-    workflows: list[str] = []
+    workflows = _names(parser, listed_problems=bool(problems))
+    unbuilt, building = _building_problems(parser, workflows)
     if not problems:
-        workflows = _names(parser)
-        problems = _building_problems(parser, workflows)
+        # Only for parsers whose validate misses them: the others say the
+        # same again when asked to build.
+        problems = building
+    valid = [
+        workflow
+        for workflow in workflows
+        if workflow not in unbuilt
+        and not any(names_workflow(problem, workflow) for problem in problems)
+    ]
+    shown = f"{plural(len(valid), 'workflow')} valid: {', '.join(valid) or '-'}"
 
     if getattr(args, "json", False):
-        body = {"ok": not problems, "workflows": workflows, "problems": problems}
+        body = {"ok": not problems, "workflows": valid, "problems": problems}
         print(json.dumps(body, indent=2))
         return 1 if problems else 0
     if problems:
@@ -112,8 +123,9 @@ def validate(args: argparse.Namespace, app: Application) -> int:
             f"{app.config.parser!r}",
             file=sys.stderr,
         )
+        print(shown, file=sys.stderr)
         return 1
-    say(f"{plural(len(workflows), 'workflow')} valid: {', '.join(workflows) or '-'}")
+    say(shown)
     return 0
 
 
@@ -128,28 +140,42 @@ def _problems(parser: Parser) -> list[str]:
         return [f"the parser failed to validate: {type(exc).__name__}: {exc}"]
 
 
-def _names(parser: Parser) -> list[str]:
+def _names(parser: Parser, *, listed_problems: bool) -> list[str]:
+    """The workflows the parser defines; none, when it cannot list them but
+    its problems, already listed, may say why."""
     try:
         return sorted(parser.workflow_names())
     except Exception as exc:
+        if listed_problems:
+            log.debug("the parser cannot list its workflows", exc_info=True)
+            return []
         raise WorkflowCommandError(
             f"the parser cannot list its workflows: {type(exc).__name__}: {exc}"
         ) from exc
 
 
-def _building_problems(parser: Parser, workflows: list[str]) -> list[str]:
-    """What goes wrong building each workflow's tokens, for parsers whose
-    ``validate`` misses it."""
-    problems = []
+def _building_problems(
+    parser: Parser, workflows: list[str]
+) -> tuple[set[str], list[str]]:
+    """The workflows whose tokens cannot be built, and what goes wrong.
+
+    A parser may refuse a workflow for a problem that its validate lists
+    without naming the workflow (one elsewhere in the same file); and one
+    whose validate misses a problem finds it only here.
+    """
+    unbuilt: set[str] = set()
+    problems: list[str] = []
     for workflow in workflows:
         try:
             parser.instance_tokens(workflow, _DRAFT_INSTANCE)
             parser.schedule_token(workflow)
         except DefinitionError as exc:
+            unbuilt.add(workflow)
             problems.extend(exc.problems)
         except Exception as exc:
+            unbuilt.add(workflow)
             problems.append(f"workflow {workflow}: {type(exc).__name__}: {exc}")
-    return problems
+    return unbuilt, problems
 
 
 # -- graph -----------------------------------------------------------------------

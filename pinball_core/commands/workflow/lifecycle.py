@@ -1,6 +1,7 @@
 """``start``, ``stop``, ``pause`` and ``resume``: an instance's life by hand."""
 
 import logging
+import sys
 
 from pinball_core.commands.workflow._shared import (
     ATTEMPTS,
@@ -11,6 +12,7 @@ from pinball_core.commands.workflow._shared import (
     format_time,
     insert_new_instance,
     instance_tokens,
+    level_options,
     listing,
     modify_with_retries,
     operator,
@@ -20,9 +22,10 @@ from pinball_core.commands.workflow._shared import (
     say,
 )
 from pinball_core.errors import NotFoundError, VersionConflictError
+from pinball_core.protocol import Query
 from pinball_core.token import FOREVER, Token
 from pinball_core.workflow import names, signals
-from pinball_core.workflow.model import ABORT
+from pinball_core.workflow.model import ABORT, DRAIN
 from pinball_core.workflow.status import PAUSE_OWNER_PREFIX, is_paused
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,41 @@ def start(ctx: Context) -> int:
         f"{plural(len(stored), 'token')} under "
         f"{names.instance_prefix(ctx.workflow, instance)}"
     )
+    _warn_of_signals(ctx)
     return 0
+
+
+def _warn_of_signals(ctx: Context) -> None:
+    """Warn of a DRAIN or ABORT that keeps the new instance's jobs from running.
+
+    The instance is started all the same, as asked; but "started" alone
+    would suggest that its jobs run, while a signal set days ago, at a
+    level the operator may not think of, holds them back. Each level is
+    named, since removing the signal at one leaves the other in force.
+    """
+    levels = [names.signal_prefix(), names.signal_prefix(ctx.workflow)]
+    answers = ctx.client.query_many([Query(prefix) for prefix in levels])
+    for tokens in answers:
+        found = signals.parse_signals(tokens)
+        for action, effect in _HELD_BACK.items():
+            if action not in found:
+                continue
+            name = found[action][0].name
+            where = signals.level_name(*signals.level_of(name))
+            print(
+                f"pinball: warning: {action} is set at {where} level ({name}), so "
+                f"{effect} `pinball workflow un{action.lower()}"
+                f"{level_options(name)}`",
+                file=sys.stderr,
+            )
+
+
+# What a signal set before the start does to the new instance, for warnings.
+_HELD_BACK = {
+    DRAIN: "no job of the new instance starts until it is removed with",
+    ABORT: "the new instance shows ABORTED and none of its jobs runs while it is "
+    "set; remove it with",
+}
 
 
 def stop(ctx: Context) -> int:

@@ -30,8 +30,16 @@ MAX_COUNT: Final = 1000
 def reschedule(ctx: Context) -> int:
     """Write schedule tokens from the definitions, keeping each one's place
     when its cadence is unchanged; report (and with ``--remove-missing``
-    remove) schedules the definitions no longer have."""
+    remove) schedules the definitions no longer have.
+
+    The parser's problems are errors, exit code 1: the schedules they
+    concern are left as they are, and nothing is removed while there are
+    any, since a workflow a problem hides would look deleted.
+    """
     parser = ctx.make_parser()
+    if ctx.args.workflow is not None and not _has_schedule(ctx):
+        # Neither defined nor scheduled is refused; say why it may be hidden.
+        require_defined(ctx.app, parser, ctx.workflow)
     try:
         result = schedules.reschedule(
             ctx.client,
@@ -47,15 +55,25 @@ def reschedule(ctx: Context) -> int:
     for change in result.changes:
         say(_describe_change(change))
     stale = result.of("stale")
-    if stale:
-        say(
-            f"{plural(len(stale), 'schedule')} kept for workflows the definitions no "
-            "longer schedule; `pinball workflow reschedule --remove-missing` "
-            "removes them"
-        )
-    for problem in result.problems:
+    problems = [*result.definition_problems, *result.problems]
+    if stale and not result.not_removed:
+        kept = f"{plural(len(stale), 'schedule')} kept for workflows the definitions"
+        if result.definition_problems:
+            say(
+                f"{kept} do not schedule now; fix the problems in the definitions "
+                "first, then `pinball workflow reschedule --remove-missing` "
+                "removes those still left"
+            )
+        else:
+            say(
+                f"{kept} no longer schedule; `pinball workflow reschedule "
+                "--remove-missing` removes them"
+            )
+    for problem in problems:
         print(f"pinball: error: {problem}", file=sys.stderr)
-    if not result.changes and not result.problems:
+    if result.not_removed:
+        print(f"pinball: error: {_not_removed(result.not_removed)}", file=sys.stderr)
+    if not result.changes and not problems:
         if ctx.args.workflow is not None:
             # Asked for one workflow, which is defined (or it would have
             # been refused) but has nothing to write.
@@ -64,7 +82,26 @@ def reschedule(ctx: Context) -> int:
                 "there is nothing to write; add a schedule to its definition first"
             )
         say("no workflow in the definitions has a schedule")
-    return 1 if result.problems else 0
+    return 1 if problems else 0
+
+
+def _has_schedule(ctx: Context) -> bool:
+    name = names.schedule_name(ctx.workflow)
+    return any(token.name == name for token in ctx.client.query(name))
+
+
+def _not_removed(workflows: list[str]) -> str:
+    """Why ``--remove-missing`` kept these stale schedules, and what to do."""
+    if len(workflows) == 1:
+        what, whose = f"the schedule of {workflows[0]}", "its workflow"
+    else:
+        what, whose = f"the schedules of {', '.join(workflows)}", "their workflows"
+    return (
+        f"not removing {what}: the definitions have problems that may hide "
+        f"{whose}; fix them (`pinball workflow validate` lists them) and run "
+        "`pinball workflow reschedule --remove-missing` again, or remove a "
+        "schedule by hand with `pinball workflow unschedule -w WORKFLOW`"
+    )
 
 
 def unschedule(ctx: Context) -> int:
@@ -211,4 +248,6 @@ def _describe_change(change: schedules.Change) -> str:
         return f"{change.workflow}: unchanged, next run {when}"
     if change.action == "removed":
         return f"{change.workflow}: schedule removed ({change.detail})"
+    if change.action == "held":
+        return f"{change.workflow}: {change.detail}"
     return f"{change.workflow}: has a schedule, but {change.detail}; kept"

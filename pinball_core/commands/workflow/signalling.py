@@ -5,9 +5,12 @@ with neither ``-w`` nor ``-i``, for a workflow with ``-w``, for an instance
 with both. Since a signal at a wider level still applies below it, removing
 one tells the operator when the same signal remains in force from above.
 An archived instance takes no signals: its own went to the archive with it.
+Nor does a workflow that nothing knows (a typo): one the parser does not
+define and of which neither the master nor the archive holds anything.
 """
 
 import logging
+import sys
 
 from pinball_core.commands.workflow._shared import (
     Context,
@@ -15,6 +18,7 @@ from pinball_core.commands.workflow._shared import (
     archived_instance,
     instance_tokens,
     level_options,
+    require_defined,
     say,
 )
 from pinball_core.errors import PinballError
@@ -69,6 +73,7 @@ def _level(ctx: Context) -> tuple[str | None, str | None]:
 def _set(ctx: Context, action: str) -> int:
     workflow, instance = _level(ctx)
     where = signals.level_name(workflow, instance)
+    _refuse_unknown(ctx, f"setting {action}")
     _refuse_archived(ctx, f"a new {action} would apply to nothing")
     generation = ctx.app.config.generation if action == EXIT else None
 
@@ -97,6 +102,7 @@ def _set(ctx: Context, action: str) -> int:
 def _remove(ctx: Context, action: str) -> int:
     workflow, instance = _level(ctx)
     where = signals.level_name(workflow, instance)
+    _refuse_unknown(ctx, f"removing {action}")
     _refuse_archived(ctx, f"no {action} can be removed from it")
 
     if signals.remove_signal(ctx.client, action, workflow, instance):
@@ -145,3 +151,61 @@ def _refuse_archived(ctx: Context, what: str) -> None:
         "copies it into a new instance without its signals: `pinball workflow "
         f"retry -w {ctx.workflow} -i {ctx.instance}`"
     )
+
+
+def _refuse_unknown(ctx: Context, doing: str) -> None:
+    """Refuse a signal for a workflow that nothing knows of.
+
+    Known means defined by the parser, or with any token in the master (an
+    instance, a schedule, a signal) or in the archive: a workflow removed
+    from the definitions may still have instances to drain or abort. A
+    signal for a workflow nothing knows would apply to nothing, and would
+    make a misspelt name show in ``workflow list``. Only when the parser
+    or the store cannot be read to tell, the signal goes ahead with a
+    warning: neither must stop a signal in an emergency. ``doing`` says
+    what goes ahead, for that warning.
+    """
+    workflow = ctx.args.workflow
+    if workflow is None or _in_master(ctx, workflow):
+        return
+    try:
+        parser = ctx.make_parser()
+        if workflow in parser.workflow_names():
+            return
+    except Exception as exc:
+        _warn(f"cannot tell whether workflow {workflow} is defined ({exc}); {doing}")
+        return
+    try:
+        store = ctx.app.open_store()
+        try:
+            archived = store.count_tokens(
+                names.workflow_prefix(workflow), archived=True
+            )
+        finally:
+            store.close()
+    except PinballError as exc:
+        _warn(f"cannot read the archive of workflow {workflow} ({exc}); {doing}")
+        return
+    if archived:
+        return
+    require_defined(
+        ctx.app,
+        parser,
+        workflow,
+        instead="the master and the store hold nothing of it (no instance, "
+        "schedule or signal, active or archived), so a signal would apply to "
+        "nothing",
+    )
+
+
+def _in_master(ctx: Context, workflow: str) -> bool:
+    """Whether the master holds an instance, signal or schedule of ``workflow``."""
+    [count] = ctx.client.count([names.workflow_prefix(workflow)])
+    if count:
+        return True
+    schedule = names.schedule_name(workflow)
+    return any(token.name == schedule for token in ctx.client.query(schedule))
+
+
+def _warn(message: str) -> None:
+    print(f"pinball: warning: {message} anyway", file=sys.stderr)
