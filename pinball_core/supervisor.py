@@ -4,18 +4,22 @@
 each as its own ``pinball`` process, exactly as an operator would start them
 one by one. A :class:`Supervisor` merges their output into one stream, each
 line prefixed with the service's name, restarts a service that dies (with a
-growing delay, so a service that cannot start does not spin), and stops them
-in the order that loses no work: the UI and the scheduler first, then the
-workers (which finish or abort their running jobs), the master last.
+growing delay, so a service that cannot start does not spin; one that ends
+with code 0 on its own, as workers told to leave by an EXIT signal do, is
+reported and left ended), and stops them in the reverse of their start order,
+which loses no work: the UI and the scheduler first, then the workers (which
+finish or abort their running jobs), the master last.
 
 Children run in their own process groups, so a Ctrl-C in the terminal reaches
 only the supervisor, which then asks each child once; a worker that received
 the terminal's SIGINT and the supervisor's SIGTERM would take the second as
 "abort the running jobs". A supervisor that dies without stopping them (``kill
 -9``, a crash) must not leave them running, holding their ports: each child
-calls :func:`follow_supervisor` at start and gets a SIGTERM when it ends.
+calls :func:`follow_supervisor` at start and gets :data:`SUPERVISOR_GONE`
+when it ends (see there for what each service then does).
 """
 
+import contextlib
 import ctypes
 import dataclasses
 import http.client
@@ -27,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import IO, Final
 
 from pinball_core.protocol import SECRET_HEADER
@@ -49,6 +54,11 @@ SUPERVISOR_PID_ENV: Final = "PINBALL_SUPERVISOR_PID"
 #: How often a child checks for its supervisor where Linux's parent-death
 #: signal is not available.
 PARENT_CHECK_SEC: Final = 1.0
+
+#: The signal a child gets when its supervisor has ended. Not SIGTERM, which
+#: tells a worker to finish its running jobs: with the supervisor gone nobody
+#: waits for them, and the master may be gone before their end is recorded.
+SUPERVISOR_GONE: Final = signal.SIGUSR1
 
 # prctl option from <linux/prctl.h>: a signal for when the parent ends.
 _PR_SET_PDEATHSIG: Final = 1
@@ -115,6 +125,8 @@ class Supervisor:
         # When each dead child may be started again.
         self._restart_at: dict[str, float] = {}
         self._restarts: dict[str, int] = {}
+        # Services that ended on their own with code 0: not restarted.
+        self._ended: set[str] = set()
         self.stopping = threading.Event()
         self.abort_jobs = threading.Event()
 
@@ -140,7 +152,8 @@ class Supervisor:
         self.say("pinball", f"running: {names}")
 
     def watch(self, poll_sec: float = 0.5) -> int:
-        """Restart dead services until :attr:`stopping` is set; then stop all.
+        """Restart dead services until :attr:`stopping` is set, or until none
+        is left to run; then stop all.
 
         :returns: 0, or the exit code of a service that refused its config
             (restarting it could not help).
@@ -149,6 +162,9 @@ class Supervisor:
         while not self.stopping.wait(poll_sec):
             code = self._restart_dead()
             if code:
+                break
+            if not self._children and not self._restart_at:
+                self.say("pinball", "no service is left running; stopping")
                 break
         self.stop()
         return code
@@ -257,6 +273,19 @@ class Supervisor:
                         f"(exit code {code}); stopping everything",
                     )
                     return code
+                if code == 0:
+                    # A clean end nobody here asked for: the service was told
+                    # to leave (workers by an EXIT signal) or stopped by hand.
+                    # Started again it would only leave again.
+                    self._ended.add(service.name)
+                    others = "; the others run on" if self._children else ""
+                    self.say(
+                        "pinball",
+                        f"{service.name} ended with code 0 though not asked to "
+                        "stop (its output above says why); not restarting it"
+                        f"{others}",
+                    )
+                    continue
                 count = (
                     0
                     if ran >= STABLE_AFTER_SEC
@@ -270,6 +299,8 @@ class Supervisor:
                     f"{service.name} exited with code {code} after {ran:.0f} s; "
                     f"restarting in {delay:.0f} s",
                 )
+                continue
+            if service.name in self._ended:
                 continue
             if now >= self._restart_at.get(service.name, 0.0):
                 self._restart_at.pop(service.name, None)
@@ -306,16 +337,32 @@ class Supervisor:
         child.reader.join(timeout=5)
 
 
+@dataclasses.dataclass
+class _FollowState:
+    """What :func:`follow_supervisor` set up in this process."""
+
+    supervised: bool = False
+    #: What to do when the supervisor ends; None sends SIGTERM.
+    reaction: Callable[[], None] | None = None
+    gone: bool = False
+
+
+_state = _FollowState()
+
+
 def follow_supervisor() -> bool:
-    """Get a SIGTERM when the ``pinball run`` that started this process ends.
+    """Get :data:`SUPERVISOR_GONE` when the ``pinball run`` that started this
+    process ends.
 
     Every ``pinball`` command calls this at start; it does nothing unless
-    :data:`SUPERVISOR_PID_ENV` names the supervisor. The signal is SIGTERM,
-    so a service stops the clean way: the master commits what it queued and
-    the workers finish their running jobs. On Linux the kernel sends it
-    (``prctl(PR_SET_PDEATHSIG)``) even when the supervisor was killed with
-    SIGKILL; elsewhere a thread checks the parent every
-    :data:`PARENT_CHECK_SEC`.
+    :data:`SUPERVISOR_PID_ENV` names the supervisor. On Linux the kernel sends
+    the signal (``prctl(PR_SET_PDEATHSIG)``) even when the supervisor was
+    killed with SIGKILL; elsewhere a thread checks the parent every
+    :data:`PARENT_CHECK_SEC`. The signal points stdout and stderr at
+    ``/dev/null``, since the pipe they wrote to has lost its reader and every
+    line would fail, and then runs what the command set with
+    :func:`when_supervisor_gone`, by default a SIGTERM to this process, so
+    that the service stops the way it does when asked.
 
     :returns: False if the supervisor had already ended when this process
         started; the command should then not run.
@@ -324,7 +371,8 @@ def follow_supervisor() -> bool:
     if value is None or not value.isdigit():
         return True
     supervisor = int(value)
-    if not _signal_on_parent_death(signal.SIGTERM):
+    signal.signal(SUPERVISOR_GONE, _on_supervisor_gone)
+    if not _signal_on_parent_death(SUPERVISOR_GONE):
         threading.Thread(
             target=_watch_parent,
             args=(supervisor,),
@@ -339,7 +387,51 @@ def follow_supervisor() -> bool:
             supervisor,
         )
         return False
+    _state.supervised = True
     return True
+
+
+def supervised() -> bool:
+    """Whether this process follows a live ``pinball run`` (see
+    :func:`follow_supervisor`)."""
+    return _state.supervised
+
+
+def when_supervisor_gone(reaction: Callable[[], None]) -> None:
+    """Run ``reaction`` instead of a SIGTERM when the supervisor ends.
+
+    It runs in a signal handler, in the main thread, after the output has
+    been pointed at ``/dev/null``: it should set events (or send signals),
+    not wait. A command that does not call this stops as on SIGTERM.
+    """
+    _state.reaction = reaction
+
+
+def _on_supervisor_gone(signum: int, _frame: FrameType | None) -> None:
+    if _state.gone:
+        return
+    _state.gone = True
+    _mute_output()
+    if _state.reaction is not None:
+        _state.reaction()
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _mute_output() -> None:
+    """Point fds 1 and 2 at ``/dev/null``, for good.
+
+    Whatever the Python streams still buffer goes there too, so no write
+    fails and logging has no errors to report.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _signal_on_parent_death(signum: int) -> bool:
@@ -359,8 +451,7 @@ def _signal_on_parent_death(signum: int) -> bool:
 def _watch_parent(supervisor: int) -> None:
     while os.getppid() == supervisor:
         time.sleep(PARENT_CHECK_SEC)
-    log.warning("the pinball run that started this has ended; stopping")
-    os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), SUPERVISOR_GONE)
 
 
 def master_ready(host: str, port: int, secret: str | None) -> Callable[[], bool]:

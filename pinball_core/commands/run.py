@@ -5,14 +5,19 @@ process, supervised, with their output in one stream. Production runs the
 same services as separate commands (``pinball -c CONFIG master`` and so on);
 nothing here behaves differently from them.
 
-SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) all stop the
-services in order, and ``run`` then exits 0, as a service stopped as asked
-does; a second one stops the running jobs too. Killed outright, ``run``
-takes its services with it (see :func:`~pinball_core.supervisor.follow_supervisor`).
+``run`` refuses to start beside another Pinball on the same config (the
+master's port or store, or the UI's port, taken) before it starts or changes
+anything. SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) all stop
+the services in the reverse of their start order, and ``run`` then exits 0,
+as a service stopped as asked does; a second one stops the running jobs too.
+Killed outright, ``run`` takes its services with it: the workers stop their
+running jobs at once and the master records that before it stops (see
+:func:`~pinball_core.supervisor.follow_supervisor`).
 """
 
 import argparse
 import concurrent.futures
+import errno
 import functools
 import logging
 import signal
@@ -20,6 +25,9 @@ import subprocess
 from types import FrameType
 from typing import Any, Final
 
+import tornado.netutil
+
+from pinball_core.errors import ServeError, StoreError
 from pinball_core.supervisor import (
     Service,
     ServiceFailed,
@@ -30,8 +38,9 @@ from pinball_core.supervisor import (
 
 log = logging.getLogger(__name__)
 
-#: The services ``run`` can start, in start order.
-SERVICES: Final = ("master", "scheduler", "workers", "ui")
+#: The services ``run`` can start, in start order; they stop in the reverse
+#: order, so the scheduler starts no instance while the workers drain.
+SERVICES: Final = ("master", "workers", "scheduler", "ui")
 
 # Exit code when a service cannot start.
 _FAILED: Final = 1
@@ -41,10 +50,11 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
     parser = subparsers.add_parser(
         "run",
         help="run master, scheduler, workers and UI together",
-        description="Start the master, then the scheduler, the workers and the "
+        description="Start the master, then the workers, the scheduler and the "
         "UI as child processes, restart any that dies, and stop them all on "
-        "Ctrl-C, SIGTERM or SIGHUP: running jobs finish first (Ctrl-C again, "
-        "or --abort-running, stops them; they run again at the next start).",
+        "Ctrl-C, SIGTERM or SIGHUP: UI and scheduler first, then the workers, "
+        "whose running jobs finish first (Ctrl-C again, or --abort-running, "
+        "stops them; they run again at the next start), the master last.",
     )
     parser.add_argument(
         "--without",
@@ -80,6 +90,7 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
 def run(args: argparse.Namespace, app: Any) -> int:
     config = app.config
     services = _services(args, app)
+    _refuse_if_taken(app, {service.name for service in services})
     supervisor = Supervisor(services)
     if not args.no_reschedule and any(s.name == "scheduler" for s in services):
         # Schedules are written once the master answers, before the
@@ -142,6 +153,72 @@ def _services(args: argparse.Namespace, app: Any) -> list[Service]:
         else:
             services.append(Service(name, argv))
     return services
+
+
+def _refuse_if_taken(app: Any, names: set[str]) -> None:
+    """Refuse to run beside another Pinball on this config, before anything.
+
+    A second ``run`` on the same config would otherwise reschedule and start
+    workflows on the first one's master, and its workers and scheduler would
+    work for it, before its own master failed to listen. The check and the
+    start are not one step: a master started in between is still refused,
+    by the master itself, only later.
+
+    :raises ServeError: naming what is taken and how to get past it.
+    :raises PluginLoadError: if the store plugin cannot be loaded.
+    """
+    config = app.config
+    where = app.config_path or "the config"
+    if "master" in names:
+        _refuse_if_port_taken(
+            config.master_host,
+            config.master_port,
+            "master_port",
+            holders="another `pinball run` or `pinball master` on this config",
+            fix=f"stop it first, or set another master_port in {where}",
+        )
+        store = app.open_store()
+        try:
+            store.lock_for_master()
+        except StoreError as exc:
+            raise ServeError(f"cannot run: {exc}") from exc
+        finally:
+            store.close()
+    if "ui" in names:
+        _refuse_if_port_taken(
+            "localhost",
+            config.ui_port,
+            "ui_port",
+            holders="another `pinball run` or `pinball ui`",
+            fix=f"stop it first, set another ui_port in {where}, or leave the UI "
+            "out with --without ui",
+        )
+
+
+def _refuse_if_port_taken(
+    host: str, port: int, key: str, *, holders: str, fix: str
+) -> None:
+    """Raise ServeError if ``port`` (the config's ``key``) cannot be listened
+    on at ``host``.
+
+    Bound the way the services bind theirs, so a port one of them could use
+    is never refused; the socket is closed again at once.
+    """
+    if port == 0:
+        return
+    try:
+        sockets = tornado.netutil.bind_sockets(port, address=host)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"cannot run: {key} {port} on {host} is taken, by {holders} "
+                f"perhaps; {fix}"
+            ) from exc
+        raise ServeError(
+            f"cannot run: cannot listen on {host}:{port} ({key}): {exc.strerror or exc}"
+        ) from exc
+    for sock in sockets:
+        sock.close()
 
 
 def _debug(app: Any) -> list[str]:

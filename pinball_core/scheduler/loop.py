@@ -53,9 +53,11 @@ class SchedulerLoop:
         self.last_report: PassReport | None = None
         self._jobs = schedule.Scheduler()
         self._started = 0
+        self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         """Run passes until ``stop`` is set; the pass under way finishes."""
+        self._stop = stop
         log.info(
             "scheduler %s running: a pass every %.0f s and whenever a run is due",
             self.scheduler.name,
@@ -91,6 +93,10 @@ class SchedulerLoop:
         try:
             report = self.scheduler.run_pass()
         except MasterError as exc:
+            if self._stop.is_set():
+                # The stop ended the pass's retries; there is no next pass.
+                log.info("scheduler pass cut short by the stop: %s", exc)
+                return
             log.error(
                 "scheduler pass failed: %s; trying again in %.0f s", exc, self.poll_sec
             )
