@@ -4,7 +4,9 @@ Every key of the original Pinball's config is accepted, so an existing config
 keeps working. Keys this rewrite no longer uses are logged once as ignored.
 Anything else that is wrong, including a misspelt key, stops :func:`load_config`
 with a :class:`~pinball_core.errors.ConfigError` naming the file, the key and
-the reason.
+the reason. Keys that a plugin reads (``parser_params``, ``ui_users``) are
+checked by that plugin, which names the key; the plugin manager adds the file
+(:attr:`Config.label`), so those errors read the same.
 
 A string value written as ``${NAME}`` (the whole value) is replaced by the
 environment variable ``NAME`` at load time, so secrets need not sit in the
@@ -393,6 +395,7 @@ class Config(BaseModel):
     # Where relative paths in the file resolve: the config file's folder.
     _base_dir: pathlib.Path = PrivateAttr(default_factory=pathlib.Path.cwd)
     _source: pathlib.Path | None = PrivateAttr(None)
+    _label: str = PrivateAttr(default_factory=lambda: str(default_config_path()))
 
     @model_validator(mode="before")
     @classmethod
@@ -485,6 +488,17 @@ class Config(BaseModel):
     def source(self) -> pathlib.Path | None:
         """The file this config was read from; None when only defaults apply."""
         return self._source
+
+    @property
+    def label(self) -> str:
+        """How errors name this config: the file as it was given, or the
+        default path when no file exists and only the defaults apply.
+
+        Every error that comes from a key's value starts with it, as in
+        ``pinball.yaml: workers: must be a positive integer``; plugins raise
+        ``ConfigError("KEY: reason")`` and Pinball adds the label.
+        """
+        return self._label
 
     def ignored_keys(self) -> list[str]:
         """Keys set in the file that Pinball accepts but no longer uses."""
@@ -583,6 +597,7 @@ def _validate(data: dict[Any, Any], *, label: str, file: pathlib.Path | None) ->
         raise ConfigError(f"{label}: {_describe(exc, list(data))}") from None
 
     config._source = file
+    config._label = label
     if ignored := config.ignored_keys():
         log.warning(
             "%s: ignoring keys this Pinball no longer uses: %s",

@@ -118,6 +118,12 @@ def pinball_make_parser(params: Mapping[str, Any]) -> Parser | None:
 
     :returns:
         A parser, or None if the plugin cannot make one from ``params``.
+    :raises ConfigError:
+        For a key of ``params`` it cannot use (unknown, of the wrong type, a
+        path that does not exist), with a message that starts with the key,
+        ``parser_params.KEY: reason``; the core adds the config file's name.
+        ``pinball config check`` makes the parser to run these checks, so it
+        should read nothing here that is slow or has effects.
 
     Stops at first non-None result.
     """

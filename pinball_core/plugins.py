@@ -31,13 +31,14 @@ either ``<kind>.<name>`` (``notifier.email``) or a bare name, which blocks
 it in every kind. A blocked plugin is never imported.
 """
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import inspect
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, cast
 
 import pluggy
@@ -83,6 +84,13 @@ _REQUIRED_HOOK: Final[Mapping[str, str]] = {
     "executor": "pinball_make_executor",
     "overrun_policy": "pinball_make_overrun_policy",
     "notifier": "pinball_notify",
+}
+
+#: The config key that names the component of each kind the config chooses.
+CONFIG_KEYS: Final[Mapping[str, str]] = {
+    "store": "store",
+    "parser": "parser",
+    "executor": "executor",
 }
 
 _CONFIG_SOURCE: Final = "the config key 'disabled_plugins'"
@@ -147,6 +155,8 @@ class PluginManager:
         self._loaded: dict[tuple[str, str], _Loaded] = {}
         # Broken optional plugins already warned about.
         self._warned: set[tuple[str, str]] = set()
+        # How errors name the config file, once configure() has seen it.
+        self._config_label: str | None = None
         # Built on first use: scanning every installed distribution is slow.
         self._dist_by_entry_point: dict[tuple[str, ...], tuple[str, str]] | None = None
         self._dists_by_package: Mapping[str, list[str]] | None = None
@@ -201,8 +211,14 @@ class PluginManager:
 
         :raises PluginLoadError: if the plugin is missing, broken or blocked;
             the message is one line naming the entry-point group, the name
-            and the cause, and the original error is its ``__cause__``.
+            and the cause, and the original error is its ``__cause__``. For
+            a kind the config chooses (:data:`CONFIG_KEYS`) it starts with
+            the config file and the key, once :meth:`configure` has run.
         """
+        with self._naming_the_config(CONFIG_KEYS.get(kind)):
+            return self._load_component(kind, name)
+
+    def _load_component(self, kind: str, name: str) -> object:
         if kind not in COMPONENT_KINDS:
             raise ValueError(
                 f"unknown component kind {kind!r}; expected one of "
@@ -274,8 +290,17 @@ class PluginManager:
         """Call :func:`~pinball_core.hookspecs.pinball_configure` once.
 
         The call is historic, so plugins loaded afterwards receive it too.
+        From here on, errors that come from the config name its file (the
+        config's ``label``): a :class:`~pinball_core.errors.ConfigError` a
+        plugin raises about its keys, and the failure to make the store,
+        parser or executor the config chooses.
+
+        :raises ConfigError: if a plugin refuses its config keys; the message
+            starts with the config file.
         """
-        self._pm.hook.pinball_configure.call_historic(kwargs={"config": config})
+        self._config_label = getattr(config, "label", None)
+        with self._naming_the_config():
+            self._pm.hook.pinball_configure.call_historic(kwargs={"config": config})
 
     # -- Components -------------------------------------------------------------
 
@@ -508,8 +533,21 @@ class PluginManager:
         """Call ``hook_name`` on the ``kind`` plugin ``name`` alone.
 
         ``context`` ends the error messages, e.g. `` for 'sqlite:///x.db'``.
+        Errors about a component the config chooses name the config file.
         """
-        plugin = self.load_component(kind, name)
+        with self._naming_the_config(CONFIG_KEYS.get(kind)):
+            return self._call_factory(kind, name, hook_name, kwargs, expected, context)
+
+    def _call_factory(
+        self,
+        kind: str,
+        name: str,
+        hook_name: str,
+        kwargs: Mapping[str, Any],
+        expected: type,
+        context: str,
+    ) -> object:
+        plugin = self._load_component(kind, name)
         what = f"{_describe_plugin(kind, name)} from entry-point group {GROUPS[kind]!r}"
         if hook_name not in {c.name for c in self._pm.get_hookcallers(plugin) or []}:
             raise PluginLoadError(f"{what} does not implement {hook_name}")
@@ -535,6 +573,27 @@ class PluginManager:
                 f"not a {expected.__name__}"
             )
         return made
+
+    @contextlib.contextmanager
+    def _naming_the_config(self, key: str | None = None) -> Iterator[None]:
+        """Start the block's errors that come from the config with its file.
+
+        A :class:`ConfigError` is a plugin refusing its keys, which it names
+        (``parser_params.path: ...``); a :class:`PluginLoadError` is the
+        component the config ``key`` chose failing, so it gets the key too.
+        Before :meth:`configure` the file is unknown and errors pass as they are.
+        """
+        label = self._config_label
+        try:
+            yield
+        except ConfigError as exc:
+            if label is None:
+                raise
+            raise ConfigError(f"{label}: {exc}") from exc
+        except PluginLoadError as exc:
+            if label is None or key is None:
+                raise
+            raise PluginLoadError(f"{label}: {key}: {exc}") from exc
 
     def _entry_point_info(
         self, kind: str, name: str, eps: list[importlib.metadata.EntryPoint]

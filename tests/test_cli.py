@@ -191,13 +191,69 @@ def test_config_check_loads_the_plugins_the_config_names(
     result = pinball("-c", "pinball.yaml", "config", "check")
 
     assert result.returncode == 2
-    assert result.stdout.startswith("# pinball.yaml: names plugins that cannot load")
+    assert result.stdout.startswith("# pinball.yaml: has problems, listed on stderr")
     errors = result.stderr.splitlines()
     assert len(errors) == 2, result.stderr
     assert errors[0].startswith("pinball: error: pinball.yaml: parser: cannot load")
     assert "'yamll'" in errors[0] and "installed: " in errors[0]
     assert errors[1].startswith("pinball: error: pinball.yaml: executor: ")
     assert "'remote'" in errors[1]
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        (
+            "{pth: workflows}",
+            "parser_params.pth: unknown key for the yaml parser; did you mean 'path'?",
+        ),
+        (
+            "{path: nowhere}",
+            "parser_params.path: {folder}/nowhere does not exist; "
+            "set it to a YAML file or a folder of them",
+        ),
+    ],
+)
+def test_config_check_has_the_parser_check_parser_params(
+    home: pathlib.Path, tmp_path: pathlib.Path, params: str, error: str
+) -> None:
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "pinball.yaml").write_text(f"parser: yaml\nparser_params: {params}\n")
+
+    checked = pinball("-c", "pinball.yaml", "config", "check")
+    validated = pinball("-c", "pinball.yaml", "workflow", "validate")
+
+    expected = f"pinball: error: pinball.yaml: {error.format(folder=tmp_path)}"
+    assert checked.returncode == 2
+    assert checked.stderr.splitlines() == [expected]
+    # Every command that makes the parser reports it the same way.
+    assert validated.returncode == 2
+    assert validated.stderr.splitlines() == [expected]
+
+
+def test_config_check_leaves_parser_params_alone_when_no_parser_is_chosen(
+    home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    # A master's config: the default parser has no parser_params, and
+    # nothing on this host reads them.
+    (tmp_path / "pinball.yaml").write_text(GOOD_CONFIG)
+
+    result = pinball("-c", "pinball.yaml", "config", "check")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_parser_that_cannot_load_names_the_file_and_key(
+    home: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "pinball.yaml").write_text("parser: yamll\n")
+
+    result = pinball("-c", "pinball.yaml", "workflow", "validate")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "pinball: error: pinball.yaml: parser: cannot load parser plugin 'yamll'"
+    )
 
 
 def test_debug_adds_the_traceback(home: pathlib.Path, tmp_path: pathlib.Path) -> None:
@@ -326,6 +382,32 @@ def test_a_bad_config_is_reported_for_plugin_commands(
     assert cli.main(["-c", "pinball.yaml", "some-plugin-command"]) == 2
     assert capsys.readouterr().err == (
         "pinball: error: pinball.yaml: workers: must be a positive integer, got 0\n"
+    )
+
+
+class UsersPlugin:
+    """Refuses its config key as the UI plugin does, naming only the key."""
+
+    @hookimpl
+    def pinball_configure(self, config: Any) -> None:
+        raise ConfigError("ui_users.bob.role: must be one of viewer, operator, admin")
+
+
+@pytest.mark.parametrize("command", [["config", "check"], ["some-plugin-command"]])
+def test_a_key_a_plugin_refuses_names_the_file(
+    home: pathlib.Path,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    command: list[str],
+) -> None:
+    with_plugin(monkeypatch, UsersPlugin())
+    (tmp_path / "pinball.yaml").write_text("workers: 2\n")
+
+    assert cli.main(["-c", "pinball.yaml", *command]) == 2
+    assert capsys.readouterr().err == (
+        "pinball: error: pinball.yaml: ui_users.bob.role: must be one of viewer, "
+        "operator, admin\n"
     )
 
 

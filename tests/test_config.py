@@ -7,8 +7,11 @@ import textwrap
 import pytest
 from sqlalchemy.engine import make_url
 
+from pinball_core import hookimpl
+from pinball_core.components import Parser
 from pinball_core.config import Config, load_config
-from pinball_core.errors import ConfigError
+from pinball_core.errors import ConfigError, PluginLoadError
+from pinball_core.plugins import PluginManager
 
 # The sample config of the original Pinball's README, as its users have it.
 ORIGINAL_SAMPLE = """\
@@ -455,3 +458,85 @@ def test_a_copy_with_other_values_derives_again(tmp_path: pathlib.Path) -> None:
 
     assert copy.store_url == f"sqlite:///{tmp_path}/elsewhere/pinball.db"
     assert copy.workers == 2
+
+
+# -- Errors the plugins find in the config
+
+
+def test_errors_name_the_file_as_it_was_given(home: pathlib.Path) -> None:
+    pathlib.Path("pinball.yaml").write_text("workers: 2\n")
+
+    assert load_config("pinball.yaml").label == "pinball.yaml"
+
+
+def test_without_a_file_errors_name_the_default_path(home: pathlib.Path) -> None:
+    assert load_config(None).label == str(home / "pinball.yaml")
+    assert Config(workers=3).label == str(home / "pinball.yaml")
+
+
+class StrictParser:
+    """A parser plugin that refuses its parser_params, naming the key only."""
+
+    @hookimpl
+    def pinball_make_parser(self, params: object) -> Parser:
+        raise ConfigError("parser_params.path: is required")
+
+
+class StrictUsers:
+    @hookimpl
+    def pinball_configure(self, config: object) -> None:
+        raise ConfigError("ui_users.bob.role: must be one of viewer, operator, admin")
+
+
+@pytest.fixture
+def configured(home: pathlib.Path) -> PluginManager:
+    """A plugin manager configured from ``pinball.yaml`` in the current folder."""
+    pathlib.Path("pinball.yaml").write_text("workers: 2\n")
+    plugins = PluginManager()
+    plugins.register(StrictParser(), "parser.strict")
+    plugins.configure(load_config("pinball.yaml"))
+    return plugins
+
+
+def test_a_key_a_plugin_refuses_is_named_with_the_file(home: pathlib.Path) -> None:
+    pathlib.Path("pinball.yaml").write_text("workers: 2\n")
+    plugins = PluginManager()
+    plugins.register(StrictUsers(), "plugin.users")
+
+    with pytest.raises(ConfigError) as refused:
+        plugins.configure(load_config("pinball.yaml"))
+
+    assert str(refused.value) == (
+        "pinball.yaml: ui_users.bob.role: must be one of viewer, operator, admin"
+    )
+
+
+def test_parser_params_a_parser_refuses_are_named_with_the_file(
+    configured: PluginManager,
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        configured.make_parser("strict", {})
+
+    assert str(refused.value) == "pinball.yaml: parser_params.path: is required"
+
+
+@pytest.mark.parametrize("kind", ["parser", "executor"])
+def test_a_component_that_cannot_load_is_named_with_file_and_key(
+    configured: PluginManager, kind: str
+) -> None:
+    with pytest.raises(PluginLoadError) as refused:
+        configured.load_component(kind, "nonesuch")
+
+    assert str(refused.value).startswith(
+        f"pinball.yaml: {kind}: cannot load {kind} plugin 'nonesuch'"
+    )
+
+
+def test_before_configure_the_file_is_not_known(home: pathlib.Path) -> None:
+    plugins = PluginManager()
+    plugins.register(StrictParser(), "parser.strict")
+
+    with pytest.raises(ConfigError) as refused:
+        plugins.make_parser("strict", {})
+
+    assert str(refused.value) == "parser_params.path: is required"

@@ -3,13 +3,14 @@
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from pinball_core.app import Application
-from pinball_core.config import default_config_path
-from pinball_core.errors import PluginLoadError
+from pinball_core.config import Config, default_config_path
+from pinball_core.errors import ConfigError, PluginLoadError
 from pinball_core.plugins import PARSER_ALIASES, store_scheme
 
 
@@ -27,9 +28,12 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
         "check",
         help="validate the config and print the effective values",
         description="Validate the config and print every key's effective "
-        "value, defaults included and secrets masked, then load the store, "
-        "parser and executor plugins it names. Exits 2, naming the file and "
-        "the key, if the config is invalid or names a plugin that cannot load.",
+        "value, defaults included and secrets masked. Then check what the "
+        "plugins read: load the store, parser and executor plugins the config "
+        "names, let every plugin check its own keys (ui_users, say), and, if "
+        "the config sets parser or parser_params, let the parser check "
+        "parser_params, without reading any workflow. Exits 2, naming the "
+        "file and the key, for each problem found.",
     )
     check.add_argument("--json", action="store_true", help="print JSON instead of YAML")
     check.set_defaults(handler=check_config)
@@ -38,41 +42,59 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
 def check_config(args: argparse.Namespace, app: Application) -> int:
     config = app.config
     values = config.for_display()
-    problems = _load_named_plugins(app)
+    problems = _plugin_problems(app)
     if args.json:
         print(json.dumps(values, indent=2))
     else:
-        verdict = "names plugins that cannot load" if problems else "valid"
+        verdict = "has problems, listed on stderr" if problems else "valid"
         if config.source is not None:
             print(f"# {config.source}: {verdict}")
         else:
             print(f"# no config file at {default_config_path()}; the defaults apply")
         print(yaml.safe_dump(values, sort_keys=False), end="")
 
-    if problems:
-        where = config.source or default_config_path()
-        for key, problem in problems:
-            print(f"pinball: error: {where}: {key}: {problem}", file=sys.stderr)
-        return 2
-    return 0
+    for problem in problems:
+        print(f"pinball: error: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
-def _load_named_plugins(app: Application) -> list[tuple[str, str]]:
-    """Load the plugins the config names; ``(key, reason)`` for each that fails.
+def _plugin_problems(app: Application) -> list[str]:
+    """What the plugins refuse in the config, one message each.
 
-    Only loaded, not used: no store is opened and no workflow file read, so a
+    Every message names the config file and the key, as the plugin manager
+    words them once it is configured. Plugins are only loaded and asked to
+    check, not used: no store is opened and no workflow file read, so a
     check has no side effects (``workflow validate`` reads the definitions).
     """
     config = app.config
-    named = [
-        ("store", "store", store_scheme(config.store_url)),
-        ("parser", "parser", PARSER_ALIASES.get(config.parser, config.parser)),
-        ("executor", "executor", config.executor),
+    try:
+        plugins = app.plugins
+    except ConfigError as exc:
+        # A plugin refused its own keys while being configured (ui_users).
+        return [str(exc)]
+
+    def check_parser() -> object:
+        if _sets_the_parser(config):
+            # Making it checks parser_params; parsers read their files lazily.
+            return plugins.make_parser(config.parser, config.parser_params)
+        name = PARSER_ALIASES.get(config.parser, config.parser)
+        return plugins.load_component("parser", name)
+
+    checks: list[Callable[[], object]] = [
+        lambda: plugins.load_component("store", store_scheme(config.store_url)),
+        check_parser,
+        lambda: plugins.load_component("executor", config.executor),
     ]
     problems = []
-    for key, kind, name in named:
+    for check in checks:
         try:
-            app.plugins.load_component(kind, name)
-        except PluginLoadError as exc:
-            problems.append((key, str(exc)))
+            check()
+        except (ConfigError, PluginLoadError) as exc:
+            problems.append(str(exc))
     return problems
+
+
+def _sets_the_parser(config: Config) -> bool:
+    """Whether the file chooses a parser; a config without one (a master's,
+    say) leaves ``parser_params`` unchecked, since nothing there reads it."""
+    return bool({"parser", "parser_params"} & config.model_fields_set)

@@ -62,6 +62,17 @@ class PythonParser:
         self._source_problems: list[Problem] = []
 
     @property
+    def path(self) -> pathlib.Path | None:
+        """The file or folder ``parser_params.path`` names, made absolute;
+        None when the workflows come from a module."""
+        if not self.params.get("path") or any(
+            self.params.get(key) for key in SOURCES if key != "path"
+        ):
+            return None
+        path = pathlib.Path(str(self.params["path"])).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
     def source(self) -> str:
         """What the workflows are read from, for messages."""
         for key in SOURCES:
@@ -195,10 +206,10 @@ class PythonParser:
             return loader.from_object(
                 str(self.params["workflows_config"]), self.params, search
             )
-        path = pathlib.Path(str(self.params["path"])).expanduser()
-        return loader.from_path(
-            path if path.is_absolute() else self.base_dir / path, self.params
-        )
+        path = self.path
+        if path is None:
+            raise ValueError("parser_params names no module, path or workflows_config")
+        return loader.from_path(path, self.params)
 
     def _job_class_problems(self) -> list[Problem]:
         wanted = {
@@ -248,28 +259,41 @@ def _dependency_problems(workflow: Workflow) -> list[Problem]:
 
 
 def make(params: Mapping[str, Any], base_dir: pathlib.Path | None) -> PythonParser:
-    """A parser from the config's ``parser_params``; ValueError if malformed.
+    """A parser from the config's ``parser_params``, checked.
 
     Exactly one of ``module`` (a dotted module, ``pkg.workflows`` or
     ``pkg.workflows:NAME``), ``path`` (a ``.py`` file or a folder of them)
-    or ``workflows_config`` (the original's dotted name of its dict).
+    or ``workflows_config`` (the original's dotted name of its dict). Every
+    problem with them is a ValueError whose message starts with the key,
+    ``parser_params.path: ...``; the plugin turns it into the config error
+    that ``pinball config check`` and every command report. Nothing is
+    imported yet, but a ``path`` must exist: one that does not is a mistake
+    in the config, not in a workflow.
     """
     given = [key for key in SOURCES if params.get(key)]
     if len(given) != 1:
         found = " and ".join(given) if given else "none"
         raise ValueError(
-            "the python parser needs exactly one of parser_params.module (a "
+            "parser_params: the python parser needs exactly one of module (a "
             "dotted module listing WORKFLOWS), path (a .py file or folder) or "
             f"workflows_config (the original's dotted name); found {found}"
         )
     if given != ["workflows_config"]:
-        unknown = sorted(set(params) - {*SOURCES, *OPTIONS})
+        unknown = [str(key) for key in params if key not in (*SOURCES, *OPTIONS)]
         if unknown:
-            hint = "".join(
-                definition.did_you_mean(key, (*SOURCES, *OPTIONS)) for key in unknown
-            )
-            raise ValueError(
-                f"unknown parser_params key(s) {unknown} for the python parser"
-                f"{hint}; it takes {', '.join(SOURCES)} and {', '.join(OPTIONS)}"
-            )
-    return PythonParser(params, base_dir)
+            raise ValueError("; ".join(_unknown_key(key) for key in unknown))
+
+    made = PythonParser(params, base_dir)
+    path = made.path
+    if path is not None and not path.exists():
+        raise ValueError(
+            f"parser_params.path: {path} does not exist; set it to a Python file "
+            "or a folder of them"
+        )
+    return made
+
+
+def _unknown_key(key: str) -> str:
+    known = (*SOURCES, *OPTIONS)
+    hint = definition.did_you_mean(key, known) or f"; it takes {', '.join(known)}"
+    return f"parser_params.{key}: unknown key for the python parser{hint}"

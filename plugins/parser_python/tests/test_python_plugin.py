@@ -57,8 +57,23 @@ def test_it_is_the_default_parser(tmp_path: pathlib.Path) -> None:
 
 
 def test_bad_params_are_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="exactly one of parser_params.module"):
+    with pytest.raises(ConfigError, match="^parser_params: .* exactly one of module"):
         PythonParserPlugin().pinball_make_parser(params={})
+
+
+def test_a_path_that_does_not_exist_is_a_config_error(tmp_path: pathlib.Path) -> None:
+    plugin = PythonParserPlugin()
+    plugin.pinball_configure(
+        config=types.SimpleNamespace(source=tmp_path / "pinball.yaml")
+    )
+
+    with pytest.raises(ConfigError) as refused:
+        plugin.pinball_make_parser(params={"path": "flows.py"})
+
+    assert str(refused.value) == (
+        f"parser_params.path: {tmp_path.resolve() / 'flows.py'} does not exist; "
+        "set it to a Python file or a folder of them"
+    )
 
 
 def test_relative_path_starts_at_the_config_folder(

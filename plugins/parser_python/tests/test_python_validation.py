@@ -296,9 +296,13 @@ def test_import_problem_blocks_every_workflow(write_module: WriteModule) -> None
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({}, "exactly one of parser_params.module"),
+        ({}, "^parser_params: .* exactly one of module"),
         ({"module": "a", "path": "b"}, "found module and path"),
-        ({"path": "x.py", "modul": "y"}, "did you mean 'module'?"),
+        (
+            {"path": "x.py", "modul": "y"},
+            "^parser_params.modul: .* did you mean 'module'?",
+        ),
+        ({"module": "a", "zzz": 1}, "^parser_params.zzz: .*; it takes module, path"),
     ],
 )
 def test_bad_parser_params(params: dict[str, str], expected: str) -> None:

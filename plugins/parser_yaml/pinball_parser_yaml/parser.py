@@ -4,6 +4,7 @@ import json
 import logging
 import pathlib
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 from pinball_core.errors import DefinitionError
 from pinball_core.token import Token
@@ -18,6 +19,12 @@ log = logging.getLogger(__name__)
 
 #: File name endings read from a folder.
 SUFFIXES = (".yaml", ".yml")
+
+#: The parser_params the yaml parser takes.
+PARAMS: Final = ("path", "base_dir", "python_path")
+
+# What parser_params.path must be, for its errors.
+_PATH_IS = "a YAML file or a folder of them"
 
 
 class YamlParser:
@@ -188,19 +195,22 @@ def _read_file(file: pathlib.Path) -> tuple[list[WorkflowDef], list[Problem]]:
 
 
 def make(params: Mapping[str, object], base_dir: pathlib.Path | None) -> YamlParser:
-    """A parser from the config's ``parser_params``; ValueError if malformed."""
-    unknown = set(params) - {"path", "base_dir", "python_path"}
+    """A parser from the config's ``parser_params``, checked.
+
+    Every problem with them is a ValueError whose message starts with the
+    key, ``parser_params.path: ...``; the plugin turns it into the config
+    error that ``pinball config check`` and every command report. Nothing
+    is read yet, but ``path`` must exist: a path that does not is a mistake
+    in the config, not in a workflow.
+    """
+    unknown = [str(key) for key in params if key not in PARAMS]
     if unknown:
-        raise ValueError(
-            f"unknown parser_params key(s) {sorted(unknown)} for the yaml parser; "
-            "it takes 'path' (a YAML file or folder) and optionally 'base_dir' "
-            "and 'python_path'"
-        )
+        raise ValueError("; ".join(_unknown_key(key) for key in unknown))
     path = params.get("path")
+    if path is None:
+        raise ValueError(f"parser_params.path: is required: {_PATH_IS}")
     if not isinstance(path, str | pathlib.Path) or not str(path):
-        raise ValueError(
-            "the yaml parser needs parser_params.path: a YAML file or a folder of them"
-        )
+        raise ValueError(f"parser_params.path: must be {_PATH_IS}, got {path!r}")
     if params.get("base_dir") is not None:
         base_dir = pathlib.Path(str(params["base_dir"]))
     python_path = params.get("python_path", [])
@@ -210,7 +220,19 @@ def make(params: Mapping[str, object], base_dir: pathlib.Path | None) -> YamlPar
         isinstance(folder, str) and folder for folder in python_path
     ):
         raise ValueError(
-            "parser_params.python_path must be a folder or a list of folders, "
-            f"got {python_path!r}"
+            "parser_params.python_path: must be a folder or a list of folders, "
+            f"got {params.get('python_path')!r}"
         )
-    return YamlParser(path, base_dir, python_path)
+
+    made = YamlParser(path, base_dir, python_path)
+    if not made.path.exists():
+        raise ValueError(
+            f"parser_params.path: {made.path.absolute()} does not exist; "
+            f"set it to {_PATH_IS}"
+        )
+    return made
+
+
+def _unknown_key(key: str) -> str:
+    hint = did_you_mean(key, PARAMS) or f"; it takes {', '.join(PARAMS)}"
+    return f"parser_params.{key}: unknown key for the yaml parser{hint}"

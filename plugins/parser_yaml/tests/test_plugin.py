@@ -30,8 +30,29 @@ def test_missing_path_is_a_config_error() -> None:
 
 
 def test_unknown_param_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="unknown parser_params key"):
-        YamlParserPlugin().pinball_make_parser(params={"path": "x", "pth": "y"})
+    with pytest.raises(ConfigError) as refused:
+        YamlParserPlugin().pinball_make_parser(params={"pth": "y", "nonsense": 1})
+
+    assert str(refused.value) == (
+        "parser_params.pth: unknown key for the yaml parser; did you mean 'path'?; "
+        "parser_params.nonsense: unknown key for the yaml parser; it takes path, "
+        "base_dir, python_path"
+    )
+
+
+def test_a_path_that_does_not_exist_is_a_config_error(tmp_path: pathlib.Path) -> None:
+    plugin = YamlParserPlugin()
+    plugin.pinball_configure(
+        config=types.SimpleNamespace(source=tmp_path / "pinball.yaml")
+    )
+
+    with pytest.raises(ConfigError) as refused:
+        plugin.pinball_make_parser(params={"path": "flows"})
+
+    assert str(refused.value) == (
+        f"parser_params.path: {tmp_path / 'flows'} does not exist; "
+        "set it to a YAML file or a folder of them"
+    )
 
 
 def test_relative_path_starts_at_the_config_folder(tmp_path: pathlib.Path) -> None:
@@ -64,5 +85,7 @@ def test_python_path_is_recorded_on_every_job(tmp_path: pathlib.Path) -> None:
 
 
 def test_python_path_must_name_folders() -> None:
-    with pytest.raises(ConfigError, match="python_path must be a folder"):
+    with pytest.raises(
+        ConfigError, match="parser_params.python_path: must be a folder"
+    ):
         YamlParserPlugin().pinball_make_parser(params={"path": "x", "python_path": 3})

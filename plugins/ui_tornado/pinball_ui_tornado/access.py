@@ -165,12 +165,21 @@ def _user(name: str, entry: Any) -> User:
             f"{key}.role: must be one of {', '.join(ROLE_NAMES)}, got {role_name!r}"
         )
     password_hash = entry.get("password_hash")
-    if password_hash is not None and not str(password_hash).startswith("$argon2"):
+    if password_hash is not None and not _is_argon2_hash(password_hash):
         raise ConfigError(
             f"{key}.password_hash: must be an Argon2 hash ($argon2id$...); "
             "make one with `pinball ui --hash-password`"
         )
     return User(name, role, password_hash)
+
+
+def _is_argon2_hash(value: Any) -> bool:
+    # A cut or mangled hash would refuse every password at login; say so now.
+    try:
+        argon2.extract_parameters(str(value))
+    except argon2.exceptions.InvalidHashError:
+        return False
+    return True
 
 
 def _is_header_name(text: str) -> bool:

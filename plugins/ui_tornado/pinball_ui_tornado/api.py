@@ -43,6 +43,14 @@ class ApiHandler(BaseHandler):
     def refuse_anonymous(self) -> None:
         raise Refusal(401, "log in first: POST /login with user and password")
 
+    def xsrf_refusal(self, problem: str) -> str:
+        return (
+            f"{problem}. In the UI, reload the page and try again. An API client "
+            "gets the _xsrf cookie from any page (GET /login) and sends it back "
+            "with its value in the X-XSRFToken header, as the UI's README shows "
+            "under Actions"
+        )
+
     def send(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")

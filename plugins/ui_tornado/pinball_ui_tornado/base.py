@@ -152,6 +152,45 @@ class BaseHandler(tornado.web.RequestHandler):
         """Send to the login page; the API answers 401 instead."""
         raise tornado.web.HTTPError(401)
 
+    def check_xsrf_cookie(self) -> None:
+        """Tornado's XSRF check, refused with what is missing and the fix.
+
+        Tornado's own 403 says only "Forbidden" to the person or script that
+        sent the POST; :meth:`xsrf_refusal` words it for each of them.
+        """
+        try:
+            super().check_xsrf_cookie()
+        except tornado.web.HTTPError as exc:
+            raise Refusal(403, self.xsrf_refusal(self._xsrf_problem())) from exc
+
+    def xsrf_refusal(self, problem: str) -> str:
+        """The message of a POST refused for its XSRF token; ``problem`` says
+        which part was missing or wrong."""
+        return f"{problem}; reload the page and try again"
+
+    def _xsrf_problem(self) -> str:
+        sent = (
+            self.get_argument("_xsrf", None)
+            or self.request.headers.get("X-Xsrftoken")
+            or self.request.headers.get("X-Csrftoken")
+        )
+        if self.get_cookie("_xsrf") is None:
+            if sent:
+                return (
+                    "this POST sent an XSRF token but not the _xsrf cookie to "
+                    "check it against"
+                )
+            return (
+                "this POST carries no XSRF token (the _xsrf cookie, and its value "
+                "in the X-XSRFToken header or the _xsrf form field)"
+            )
+        if not sent:
+            return (
+                "this POST sent the _xsrf cookie but not its value in the "
+                "X-XSRFToken header or the _xsrf form field"
+            )
+        return "this POST's XSRF token does not match its _xsrf cookie"
+
     async def blocking(self, function: Callable[..., T], *args: Any, **kw: Any) -> T:
         """Run ``function`` in the UI's thread pool: it reads the database."""
         loop = tornado.ioloop.IOLoop.current()

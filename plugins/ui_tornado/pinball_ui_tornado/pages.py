@@ -6,6 +6,7 @@ tables, banners and graph comes from ``/api/v1/`` and is refreshed every few
 seconds while the tab is visible. Templates are autoescaped.
 """
 
+import http.client
 import logging
 import urllib.parse
 from typing import Any
@@ -21,6 +22,7 @@ from pinball_ui_tornado.base import (
     Refusal,
     check_word,
 )
+from pinball_ui_tornado.paging import PageRequest
 from pinball_ui_tornado.reads import NotFound
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,13 @@ class PageHandler(BaseHandler):
     def refuse_anonymous(self) -> None:
         target = "/login?" + urllib.parse.urlencode({"next": self.request.uri or "/"})
         self.redirect(target)
+
+    def xsrf_refusal(self, problem: str) -> str:
+        return (
+            f"The form was refused: {problem}. That happens when the browser's "
+            "cookies were cleared after the page was loaded. Reload the page and "
+            "try again; if that does not help, allow cookies for this site."
+        )
 
     def render_page(self, **values: Any) -> None:
         values.setdefault("workflow", None)
@@ -59,11 +68,13 @@ class PageHandler(BaseHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         message = self.error_message(status_code, **kwargs)
+        reason = http.client.responses.get(status_code, "Error")
         self.render(
             "error.html",
             page="error",
-            title=f"{status_code}",
+            title=f"{status_code} {reason}",
             status_code=status_code,
+            reason=reason,
             message=message,
             workflow=None,
             instance=None,
@@ -186,9 +197,10 @@ class LogPage(PageHandler):
 class JobExecutionsPage(PageHandler):
     template = "job_executions.html"
 
-    def get(self, workflow: str, job: str) -> None:
+    async def get(self, workflow: str, job: str) -> None:
         check_word("workflow", workflow)
         check_word("job", job)
+        await self.exists(self.pinball.reader.check_job, workflow, job)
         self.render_page(title=f"{job} in every instance", workflow=workflow, job=job)
 
 
@@ -214,10 +226,11 @@ class TokensPage(PageHandler):
     title = "Tokens"
     role = Role.ADMIN
 
-    def get(self) -> None:
+    async def get(self) -> None:
         path = self.get_argument("path", "/")
         if not path.startswith("/"):
             raise Refusal(400, "a token path starts with '/'")
+        await self.exists(self.pinball.reader.token_paths, path, PageRequest())
         self.render_page(path=path)
 
 
@@ -232,9 +245,16 @@ class TokenPage(PageHandler):
             raise Refusal(400, "a token name starts with '/'")
         try:
             await self.blocking(self.pinball.reader.token, name)
-        except NotFound:
-            # Not a token but a folder of them: list what is under it.
-            self.redirect("/tokens?" + urllib.parse.urlencode({"path": name + "/"}))
+        except NotFound as exc:
+            # Perhaps not a token but a folder of them: list what is under it.
+            folder = name.rstrip("/") + "/"
+            try:
+                await self.blocking(
+                    self.pinball.reader.token_paths, folder, PageRequest()
+                )
+            except NotFound:
+                raise Refusal(404, f"{exc}, and none is under {folder}") from exc
+            self.redirect("/tokens?" + urllib.parse.urlencode({"path": folder}))
             return
         self.render_page(name=name)
 

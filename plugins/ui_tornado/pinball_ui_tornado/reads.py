@@ -19,6 +19,7 @@ from typing import Any, Final
 from pinball_core.store import Store
 from pinball_core.token import Token
 from pinball_core.workflow import names
+from pinball_core.workflow.definition import did_you_mean
 from pinball_core.workflow.model import (
     ABORT,
     DRAIN,
@@ -171,13 +172,24 @@ class Reader:
     def workflow(self, workflow: str) -> dict[str, Any]:
         """One workflow's row; NotFound if nothing knows it."""
         active = self._read_active()
-        if (
-            workflow not in active.instances
-            and workflow not in active.schedule_tokens
-            and workflow not in self.history.workflow_names()
-        ):
-            raise NotFound(f"no workflow {workflow}: no instance and no schedule")
+        if workflow not in self._known_workflows(active):
+            raise self._unknown_workflow(workflow, active)
         return self._workflow_row(active, workflow)
+
+    def _known_workflows(self, active: _Active) -> set[str]:
+        """Every workflow with an instance, active or archived, or a schedule."""
+        return {
+            *active.instances,
+            *active.schedule_tokens,
+            *self.history.workflow_names(),
+        }
+
+    def _unknown_workflow(self, workflow: str, active: _Active) -> NotFound:
+        hint = did_you_mean(workflow, self._known_workflows(active))
+        return NotFound(
+            f"workflow {workflow} is not known: it has no instance, active or "
+            f"archived, and no schedule{hint}"
+        )
 
     def _workflow_row(self, active: _Active, workflow: str) -> dict[str, Any]:
         self.history.recheck(workflow)
@@ -226,7 +238,7 @@ class Reader:
         }
         summaries = self._all_instances(active, workflow)
         if not summaries and workflow not in active.schedule_tokens:
-            raise NotFound(f"no workflow {workflow}: no instance and no schedule")
+            raise self._unknown_workflow(workflow, active)
         now = self._clock()
         rows = []
         for summary in summaries:
@@ -295,7 +307,12 @@ class Reader:
         summary = instance_status(archived, now, archived=True)
         if summary is None:
             self.history.forget(workflow, instance)
-            raise NotFound(f"no instance {instance} of workflow {workflow}")
+            active = self._read_active()
+            if workflow not in self._known_workflows(active):
+                raise self._unknown_workflow(workflow, active)
+            raise NotFound(
+                f"workflow {workflow} has no instance {instance}, active or archived"
+            )
         return summary, archived
 
     # -- Jobs --------------------------------------------------------------
@@ -393,10 +410,12 @@ class Reader:
         ]
         now = self._clock()
         seen: dict[tuple[str, float], dict[str, Any]] = {}
+        has_job = False
         for token in tokens:
             parsed = names.parse_job_name(token.name)
             if parsed is None or parsed.job != job:
                 continue
+            has_job = True
             try:
                 payload = Job.from_json(token.data)
             except PayloadError:
@@ -409,6 +428,8 @@ class Reader:
                 seen[key] = self._execution_row(
                     workflow, parsed.instance, job, index, record, now
                 )
+        if not has_job:
+            raise self._unknown_job(workflow, job)
         rows = list(seen.values())
         return paginate(
             rows,
@@ -424,12 +445,36 @@ class Reader:
             default_descending=True,
         )
 
+    def check_job(self, workflow: str, job: str) -> None:
+        """NotFound unless an instance of ``workflow``, active or archived,
+        has ``job``; the running instances are looked at first, as the job
+        is usually there, and the archive is read only if it is not."""
+        names.check_word("job", job)
+        active = self._read_active()
+        for summary in active.instances.get(workflow, []):
+            if any(found.name == job for found in summary.jobs):
+                return
+        prefix = names.workflow_prefix(workflow)
+        for token in self.store.read_tokens(prefix, archived=True):
+            parsed = names.parse_job_name(token.name)
+            if parsed is not None and parsed.job == job:
+                return
+        raise self._unknown_job(workflow, job)
+
+    def _unknown_job(self, workflow: str, job: str) -> NotFound:
+        active = self._read_active()
+        if workflow not in self._known_workflows(active):
+            return self._unknown_workflow(workflow, active)
+        return NotFound(
+            f"workflow {workflow} has no job {job} in any instance, active or archived"
+        )
+
     def _job(self, workflow: str, instance: str, job: str) -> JobSummary:
         summary = self._instance_summary(workflow, instance)
         for found in summary.jobs:
             if found.name == job:
                 return found
-        raise NotFound(f"no job {job} in {workflow}/{instance}")
+        raise NotFound(f"instance {workflow}/{instance} has no job {job}")
 
     def _execution_row(
         self,
@@ -508,11 +553,14 @@ class Reader:
     # -- Tokens ------------------------------------------------------------
 
     def token_paths(self, path: str, request: PageRequest) -> dict[str, Any]:
-        """The children of ``path`` with counts, active and archived."""
+        """The children of ``path`` with counts, active and archived;
+        NotFound if no name starts with it (the store's root always lists)."""
         if not path.startswith("/"):
             raise ValueError(f"a token path starts with '/', got {path!r}")
         active = self.store.group_token_names(path, "/")
         archived = self.store.group_token_names(path, "/", archived=True)
+        if path != "/" and not active and not archived:
+            raise NotFound(f"no token name, active or archived, starts with {path}")
         rows = []
         for key in sorted(set(active) | set(archived)):
             rows.append(
@@ -540,7 +588,7 @@ class Reader:
             t for t in self.store.read_tokens(name, archived=True) if t.name == name
         ]
         if not active and not archived:
-            raise NotFound(f"no token named {name}")
+            raise NotFound(f"no token, active or archived, is named {name}")
         return {
             "name": name,
             "active": [_token_json(t) for t in active],

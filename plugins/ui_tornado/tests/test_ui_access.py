@@ -132,6 +132,11 @@ def test_config_errors_name_the_entry(tmp_path: Any) -> None:
             {"ui_users": {"a": {"role": "admin", "password_hash": "plain"}}},
             "ui_users.a.password_hash",
         ),
+        (
+            # Cut short when pasted: no password could ever match it.
+            {"ui_users": {"a": {"role": "admin", "password_hash": "$argon2id$v=19$"}}},
+            "ui_users.a.password_hash",
+        ),
         ({"ui_users": {"a": ["admin"]}}, "ui_users.a: must be a mapping"),
         ({"ui_trusted_header": "X Bad"}, "ui_trusted_header"),
         ({"ui_cookie_secret": "short"}, "ui_cookie_secret"),
@@ -141,6 +146,20 @@ def test_config_errors_name_the_entry(tmp_path: Any) -> None:
         path.write_text(json.dumps(config))
         with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
             access_from_config(Application(path).config)
+
+
+def test_config_check_reports_a_bad_user_with_the_file(
+    tmp_path: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    users = {"bob": {"role": "god", "password_hash": hash_password("x")}}
+    (tmp_path / "pinball.yaml").write_text(json.dumps({"ui_users": users}))
+
+    assert main(["-c", "pinball.yaml", "config", "check"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "pinball: error: pinball.yaml: ui_users.bob.role: must be one of viewer, "
+        "operator, admin, got 'god'"
+    ]
 
 
 def test_no_users_means_localhost_only(tmp_path: Any, capsys: Any) -> None:

@@ -81,7 +81,56 @@ class TestPages(UiCase):
             response = self.get(page)
             assert response.code == 404, page
             assert b"Traceback" not in response.body
-        assert b"no workflow nope" in self.get("/workflows/nope").body
+        page = self.get("/workflows/nope").body.decode()
+        assert "<h1>404 Not Found</h1>" in page
+        assert (
+            "workflow nope is not known: it has no instance, active or archived, "
+            "and no schedule"
+        ) in page
+        assert '<a href="/workflows">See the list of workflows</a>' in page
+
+    def test_every_page_of_a_missing_thing_is_a_404_saying_what(self) -> None:
+        instance = self.env.start("etl")
+        base = f"/workflows/etl/instances/{instance}"
+        expected = {
+            "/workflows/nope": "workflow nope is not known",
+            "/workflows/etx": "workflow etx is not known: it has no instance, active "
+            "or archived, and no schedule; did you mean &#x27;etl&#x27;?",
+            "/workflows/etl/instances/nope": "workflow etl has no instance nope, "
+            "active or archived",
+            "/workflows/nope/instances/1": "workflow nope is not known",
+            f"{base}/jobs/nope": f"instance etl/{instance} has no job nope",
+            f"{base}/jobs/transform/executions/0": "job transform of "
+            f"etl/{instance} has no execution 0 (it has none)",
+            "/workflows/etl/jobs/nope": "workflow etl has no job nope in any "
+            "instance, active or archived",
+            "/workflows/nope/jobs/transform": "workflow nope is not known",
+            "/schedules/etl": "workflow etl has no schedule",
+            "/token?name=/nope": "no token, active or archived, is named /nope, "
+            "and none is under /nope/",
+            "/tokens?path=/nope/": "no token name, active or archived, starts "
+            "with /nope/",
+        }
+        for page, message in expected.items():
+            response = self.get(page)
+            assert response.code == 404, (page, response.code)
+            assert f"<p>{message}" in response.body.decode(), page
+
+        # What a page says is there is there: the job across its instances.
+        assert self.get("/workflows/etl/jobs/transform").code == 200
+        # The API agrees with the pages.
+        for endpoint in (
+            "/api/v1/workflows/nope",
+            "/api/v1/workflows/nope/instances/1",
+            "/api/v1/workflows/etl/jobs/nope/executions",
+            "/api/v1/workflows/nope/jobs/transform/executions",
+            "/api/v1/tokens?path=/nope/",
+        ):
+            self.get_json(endpoint, status=404)
+        assert (
+            self.get_json("/api/v1/workflows/etl/jobs/transform/executions")["items"]
+            == []
+        )
 
     def test_bad_names_are_400(self) -> None:
         response = self.get(
@@ -454,6 +503,42 @@ class TestActions(UiCase):
         )
         assert response.code == 403
         assert "DRAIN" not in self.signals()
+        assert response.headers["Content-Type"].startswith("application/json")
+        message = json.loads(response.body)["error"]["message"]
+        assert message.startswith("this POST carries no XSRF token")
+        assert "reload the page" in message
+        assert "sends it back with its value in the X-XSRFToken header" in message
+
+    def test_an_xsrf_refusal_says_which_part_is_missing(self) -> None:
+        token = self.xsrf()["X-XSRFToken"]
+        cases = [
+            (
+                {"Cookie": f"_xsrf={token}"},
+                "this POST sent the _xsrf cookie but not its value in the "
+                "X-XSRFToken header",
+            ),
+            (
+                {"X-XSRFToken": token},
+                "this POST sent an XSRF token but not the _xsrf cookie",
+            ),
+            (
+                {"Cookie": f"_xsrf={token}", "X-XSRFToken": "2|00|11|22"},
+                "this POST's XSRF token does not match its _xsrf cookie",
+            ),
+        ]
+        for headers, problem in cases:
+            refused = self.act("drain", {}, status=403, headers=headers, xsrf=False)
+            assert refused["error"]["message"].startswith(problem), headers
+        assert "DRAIN" not in self.signals()
+
+    def test_a_form_without_its_xsrf_token_says_to_reload(self) -> None:
+        response = self.fetch("/logout", method="POST", body="", follow_redirects=False)
+
+        assert response.code == 403
+        page = response.body.decode()
+        assert "<h1>403 Forbidden</h1>" in page
+        assert "The form was refused: this POST carries no XSRF token" in page
+        assert "Reload the page and try again" in page
 
     def test_get_never_acts(self) -> None:
         assert self.get("/api/v1/actions/drain").code == 405
