@@ -2,7 +2,7 @@
 
 import sys
 
-from pinball_core.cli import main
+from pinball_core.console import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,6 +11,7 @@ import os
 
 from pinball_core.client import HttpClient, MasterClient
 from pinball_core.config import Config, load_config
+from pinball_core.errors import StoreMissingError
 from pinball_core.plugins import PluginManager, store_scheme
 from pinball_core.store import Store
 
@@ -78,19 +79,39 @@ class Application:
             self._plugins = plugins
         return self._plugins
 
-    def open_store(self) -> Store:
+    def open_store(self, *, read_only: bool = False) -> Store:
         """Open the configured store, not yet initialized.
 
         The store plugin is chosen by the URL's scheme and receives the
         ``plugins:`` options under that name (``plugins: {sqlite: ...}``).
 
+        ``read_only`` is for commands that only read: they refuse a store
+        no master has created rather than create an empty one where a
+        misspelt ``store`` points. Only the master creates the store.
+
         :raises PluginLoadError: if the store plugin is missing or broken.
+        :raises StoreMissingError: with ``read_only``, if there is no store.
         :raises StoreError: if the store cannot be opened.
         """
         url = self.config.store_url
         options = self.config.plugin_options(store_scheme(url))
         log.debug("opening store %s", self.config.store_display_url)
-        return self.plugins.make_store(url, options)
+        store = self.plugins.make_store(url, options)
+        if not read_only:
+            return store
+        try:
+            store.require_existing()
+        except StoreMissingError as exc:
+            store.close()
+            raise StoreMissingError(
+                exc.location,
+                f"(store in {self.config.label}); has a master ever run on it? "
+                "start one with `pinball master`",
+            ) from None
+        except BaseException:
+            store.close()
+            raise
+        return store
 
     def master_client(
         self,

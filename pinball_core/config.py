@@ -541,11 +541,50 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         The file cannot be read, is not YAML, is not a mapping, or a key is
         unknown or has a bad value. The message names the file and the key.
     """
+    data, label, file = _read(path)
+    return _validate(data, label=label, file=file)
+
+
+def load_config_without_bad_keys(
+    path: str | os.PathLike[str] | None,
+) -> tuple[Config, frozenset[str]] | None:
+    """The config with every top-level key that fails its check left out.
+
+    ``pinball config check`` uses it, after :func:`load_config` refused the
+    file, to have the plugins still check their own keys (``ui_users``,
+    ``parser_params``), so that one run reports every problem. Left-out keys
+    take their defaults, which is why the result must not be used to run
+    anything.
+
+    :returns: the config and the keys left out; None if the file cannot be
+        read as a mapping, or a problem names no key that could be left out.
+    """
+    try:
+        data, label, file = _read(path)
+    except ConfigError:
+        return None
+    left_out: set[str] = set()
+    # Each round leaves out at least one key, so this ends.
+    while True:
+        try:
+            return _validate(data, label=label, file=file), frozenset(left_out)
+        except _BadKeys as exc:
+            bad = exc.keys & set(data)
+            if not bad:
+                return None
+            left_out |= bad
+            data = {key: value for key, value in data.items() if key not in bad}
+
+
+def _read(
+    path: str | os.PathLike[str] | None,
+) -> tuple[dict[Any, Any], str, pathlib.Path | None]:
+    """The file's mapping, how errors name the file, and the file if any."""
     if path is None:
         file = default_config_path()
         if not file.exists():
             log.debug("no config file at %s; using the defaults", file)
-            return _validate({}, label=str(file), file=None)
+            return {}, str(file), None
         label = str(file)
     else:
         file = pathlib.Path(path)
@@ -578,7 +617,7 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
             f"{label}: the config must be a mapping of keys to values, "
             f"got {_kind(data)}"
         )
-    return _validate(data, label=label, file=file)
+    return data, label, file
 
 
 def _validate(data: dict[Any, Any], *, label: str, file: pathlib.Path | None) -> Config:
@@ -592,9 +631,9 @@ def _validate(data: dict[Any, Any], *, label: str, file: pathlib.Path | None) ->
             data["master_secret"] = secret
         config = Config.model_validate(data, context={"base_dir": base_dir})
     except _KeyProblem as exc:
-        raise ConfigError(f"{label}: {exc.key}: {exc.reason}") from None
+        raise _BadKeys(label, [(exc.key, exc.reason)]) from None
     except pydantic.ValidationError as exc:
-        raise ConfigError(f"{label}: {_describe(exc, list(data))}") from None
+        raise _BadKeys(label, _describe(exc, list(data))) from None
 
     config._source = file
     config._label = label
@@ -614,6 +653,21 @@ class _KeyProblem(ConfigError):
         super().__init__(f"{key}: {reason}")
         self.key = key
         self.reason = reason
+
+
+class _BadKeys(ConfigError):
+    """Keys of the file that failed their checks, each with its reason.
+
+    :param label: the config file, as errors name it.
+    :param problems: the dotted key and the reason, for each bad key.
+    """
+
+    def __init__(self, label: str, problems: list[tuple[str, str]]) -> None:
+        texts = [f"{label}: {key}: {reason}" for key, reason in problems]
+        joined = "; ".join(f"{key}: {reason}" for key, reason in problems)
+        super().__init__(f"{label}: {joined}", problems=texts)
+        #: The top-level keys at fault, for load_config_without_bad_keys.
+        self.keys = {re.split(r"[.\[]", key, maxsplit=1)[0] for key, _ in problems}
 
 
 def _expand_environment(value: Any, key: str) -> Any:
@@ -636,17 +690,19 @@ def _expand_environment(value: Any, key: str) -> Any:
     return value
 
 
-def _describe(error: pydantic.ValidationError, keys: list[Any]) -> str:
-    """One line naming each bad key and why, in the order of ``keys``."""
+def _describe(
+    error: pydantic.ValidationError, keys: list[Any]
+) -> list[tuple[str, str]]:
+    """The dotted key and the reason of each problem, in the order of ``keys``."""
     problems = []
     for detail in error.errors():
         if detail["type"] == "default_factory_not_called":
             continue  # a consequence of another error reported here
         loc = detail["loc"]
         position = keys.index(loc[0]) if loc and loc[0] in keys else len(keys)
-        problems.append((position, f"{_dotted(loc)}: {_reason(detail, loc)}"))
+        problems.append((position, _dotted(loc), _reason(detail, loc)))
     problems.sort(key=lambda problem: problem[0])
-    return "; ".join(text for _, text in problems)
+    return [(key, reason) for _, key, reason in problems]
 
 
 def _reason(detail: Any, loc: tuple[int | str, ...]) -> str:

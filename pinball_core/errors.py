@@ -6,6 +6,7 @@ or remote, can tell a version conflict from a missing token from bad input.
 
 import enum
 from collections.abc import Sequence
+from typing import Any
 
 
 class ErrorCode(enum.StrEnum):
@@ -89,6 +90,20 @@ class StoreError(PinballError):
     """The store could not read or write; what was stored before is intact."""
 
 
+class StoreMissingError(StoreError):
+    """A store that is only to be read has never been created.
+
+    Readers refuse it rather than create an empty store, so a misspelt
+    ``store`` reads as a mistake, not as a store with nothing in it.
+    ``location`` is where the store was looked for; ``advice`` follows it.
+    """
+
+    def __init__(self, location: str, advice: str = "") -> None:
+        message = f"no Pinball store at {location}"
+        super().__init__(f"{message} {advice}" if advice else message)
+        self.location = location
+
+
 class ServeError(PinballError):
     """A server could not start: its address is taken or invalid, or its store
     is held by another master."""
@@ -97,8 +112,33 @@ class ServeError(PinballError):
 class ConfigError(PinballError):
     """The config file is missing, unreadable or has a bad key or value.
 
-    The message names the file, the key and the reason.
+    The message names the file, the key and the reason. A check that finds
+    several problems at once gives them as ``problems``, one ``KEY: reason``
+    each, so that ``pinball config check`` can print a line for each; the
+    message is then all of them joined with ``"; "``, which keeps every other
+    command's report on one line.
+
+    :param message: the whole message; may be left out when ``problems`` is given.
+    :param problems: one message each; when left out, the one ``message``.
     """
+
+    def __init__(self, message: str = "", *, problems: Sequence[str] = ()) -> None:
+        self.problems = list(problems) or [message]
+        super().__init__(message or "; ".join(self.problems))
+
+    def within(self, label: str) -> "ConfigError":
+        """The same error with every problem starting ``label: ``, the file."""
+        return ConfigError(
+            f"{label}: {self}", problems=[f"{label}: {p}" for p in self.problems]
+        )
+
+    def __reduce__(self) -> Any:
+        # Rebuild from both, so a copy across processes keeps the problems.
+        return _config_error, (str(self), self.problems)
+
+
+def _config_error(message: str, problems: list[str]) -> ConfigError:
+    return ConfigError(message, problems=problems)
 
 
 class PluginLoadError(PinballError):

@@ -589,7 +589,7 @@ class PluginManager:
         except ConfigError as exc:
             if label is None:
                 raise
-            raise ConfigError(f"{label}: {exc}") from exc
+            raise exc.within(label) from exc
         except PluginLoadError as exc:
             if label is None or key is None:
                 raise

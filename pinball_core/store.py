@@ -69,6 +69,17 @@ class Store(abc.ABC):
         """
         log.info("the store %s cannot be locked; run one master on it", self)
 
+    def require_existing(self) -> None:
+        """Make sure a store was created here, without creating anything.
+
+        Called by readers, which must not make an empty store where a
+        misspelt URL points. Raises
+        :class:`~pinball_core.errors.StoreMissingError` when nothing was
+        ever initialized here. Stores that cannot tell keep this default,
+        and their reads fail on their own.
+        """
+        log.debug("the store %s cannot tell whether it was created", self)
+
     @abc.abstractmethod
     def initialize(self) -> None:
         """Create the schema or migrate it to the current version."""

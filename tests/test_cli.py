@@ -204,7 +204,7 @@ def test_config_check_loads_the_plugins_the_config_names(
     ("params", "error"),
     [
         (
-            "{pth: workflows}",
+            "{pth: workflows, path: workflows}",
             "parser_params.pth: unknown key for the yaml parser; did you mean 'path'?",
         ),
         (

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pinball_core.errors import StoreError
+from pinball_core.errors import StoreError, StoreMissingError
 from pinball_core.store import StoreChange
 from pinball_core.stores.sqlite import SqliteStore
 from pinball_core.testing.store_contract import StoreContract, StoreFactory
@@ -48,8 +48,37 @@ def test_newer_schema_is_refused(tmp_path: pathlib.Path) -> None:
 def test_unwritable_folder_is_named(tmp_path: pathlib.Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
+    store = SqliteStore(f"sqlite:///{blocker / 'p.db'}")
     with pytest.raises(StoreError, match=str(blocker)):
-        SqliteStore(f"sqlite:///{blocker / 'p.db'}")
+        store.initialize()
+
+
+def test_a_reader_of_a_missing_store_creates_nothing(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "misspelt" / "dir" / "p.db"
+    store = SqliteStore(f"sqlite:///{path}")
+    with pytest.raises(StoreMissingError, match=f"no Pinball store at {path}$"):
+        store.require_existing()
+    store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_without_the_tables_is_no_store(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "p.db"
+    sqlite3.connect(path).close()
+    store = SqliteStore(f"sqlite:///{path}")
+    with pytest.raises(StoreMissingError, match="no Pinball store at sqlite:///"):
+        store.require_existing()
+    store.close()
+
+
+def test_the_master_creates_the_folder(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "new" / "p.db"
+    store = SqliteStore(f"sqlite:///{path}")
+    store.lock_for_master()
+    store.initialize()
+    store.require_existing()
+    store.close()
+    assert path.is_file()
 
 
 def test_corrupt_file_is_a_store_error(tmp_path: pathlib.Path) -> None:

@@ -304,6 +304,8 @@ def test_names_must_be_words(app: Application) -> None:
 def test_options_may_come_before_the_command(
     app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    put_job(client, "parent")
+
     assert run(app, "-w", WF, "-i", INST, "drain") == 0
 
     assert f"/workflow/{WF}/{INST}/__SIGNAL__/DRAIN" in output(capsys)
@@ -1010,6 +1012,8 @@ def test_set_a_signal_at_instance_level(
     command: str,
     action: str,
 ) -> None:
+    put_job(client, "parent")
+
     run(app, command, "-w", WF, "-i", INST, "-f")
 
     assert action in read_signals(client, WF, INST)
@@ -1030,6 +1034,7 @@ def test_remove_a_signal_at_instance_level(
     command: str,
     action: str,
 ) -> None:
+    put_job(client, "parent")
     set_signal(client, action, WF, INST)
 
     run(app, command, "-w", WF, "-i", INST)
@@ -1057,6 +1062,45 @@ def test_signals_of_an_archived_instance_are_refused(
     assert message.startswith(f"workflow {WF} instance {INST} is archived (ABORTED)")
     assert f"`pinball workflow retry -w {WF} -i {INST}`" in message
     assert client.query(names.signal_prefix(WF, INST)) == []
+
+
+@pytest.mark.parametrize("command", ["drain", "abort", "exit", "unabort"])
+def test_a_signal_for_an_instance_that_does_not_exist_is_refused(
+    app: Application, client: MasterClient, command: str
+) -> None:
+    for instance in range(5, 11):
+        put_job(client, "parent", instance=str(instance))
+
+    with pytest.raises(WorkflowCommandError) as refused:
+        run(app, command, "-w", WF, "-i", "42", "-f")
+
+    message = str(refused.value)
+    assert message.startswith(
+        f"workflow {WF} instance 42 is neither active nor archived, so a signal "
+        "would apply to nothing"
+    )
+    # Ids grow with time: 10 is newer than 9.
+    assert "its active instances, newest first: 10, 9, 8, 7, 6 and 1 more" in message
+    assert message.endswith(f"`pinball workflow status -w {WF}`")
+    assert client.query(names.instance_prefix(WF, "42")) == []
+
+
+def test_a_signal_for_a_missing_instance_of_an_idle_workflow_says_so(
+    app: Application, client: MasterClient
+) -> None:
+    with pytest.raises(WorkflowCommandError, match=f"workflow {WF} has no active"):
+        run(app, "drain", "-w", WF, "-i", "42")
+
+
+def test_a_signal_left_without_its_instance_can_be_removed(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_signal(client, DRAIN, WF, "42")
+
+    run(app, "undrain", "-w", WF, "-i", "42")
+
+    assert f"removed DRAIN at instance {WF}/42 level" in output(capsys)
+    assert read_signals(client, WF, "42") == {}
 
 
 def test_undrain_says_when_a_wider_drain_still_applies(
@@ -1758,6 +1802,30 @@ def test_an_unreachable_master_is_one_plain_error_line(
     # A one-shot command gives up quickly, whatever client_connect_attempts says.
     assert "gave up after 3 attempts" in line
     assert line.endswith("is it running? (`pinball master`)")
+
+
+@pytest.mark.parametrize("command", [["list"], ["status", "-w", WF]])
+def test_a_misspelt_store_is_named_and_not_created(
+    tmp_path: pathlib.Path, command: list[str]
+) -> None:
+    path = tmp_path / "nonexistent" / "dir" / "p.db"
+    config = write_config(
+        tmp_path,
+        store=f"sqlite:///{path}",
+        master_host="127.0.0.1",
+        master_port=free_port(),
+        parser="test_workflow_cli:ParserPlugin",
+    )
+
+    result = pinball(config, *command)
+
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"no Pinball store at {path} (store in {config}); has a master ever run "
+        "on it? start one with `pinball master`"
+    ) in result.stderr
+    assert "no such table" not in result.stderr
+    assert not (tmp_path / "nonexistent").exists()
 
 
 def test_status_and_list_read_the_store_when_the_master_is_down(

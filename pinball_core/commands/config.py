@@ -3,15 +3,20 @@
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from pinball_core.app import Application
-from pinball_core.config import Config, default_config_path
+from pinball_core.config import (
+    Config,
+    default_config_path,
+    load_config_without_bad_keys,
+)
 from pinball_core.errors import ConfigError, PluginLoadError
-from pinball_core.plugins import PARSER_ALIASES, store_scheme
+from pinball_core.plugins import PARSER_ALIASES, PluginManager, store_scheme
 
 
 def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
@@ -40,9 +45,14 @@ def register(subparsers: "argparse._SubParsersAction[Any]") -> None:
 
 
 def check_config(args: argparse.Namespace, app: Application) -> int:
-    config = app.config
+    try:
+        config = app.config
+    except ConfigError as exc:
+        if app.debug:
+            traceback.print_exc()
+        return _report_bad_keys(exc, app)
     values = config.for_display()
-    problems = _plugin_problems(app)
+    problems = _plugin_problems(config, app)
     if args.json:
         print(json.dumps(values, indent=2))
     else:
@@ -53,27 +63,49 @@ def check_config(args: argparse.Namespace, app: Application) -> int:
             print(f"# no config file at {default_config_path()}; the defaults apply")
         print(yaml.safe_dump(values, sort_keys=False), end="")
 
-    for problem in problems:
-        print(f"pinball: error: {problem}", file=sys.stderr)
+    _print_problems(problems)
     return 2 if problems else 0
 
 
-def _plugin_problems(app: Application) -> list[str]:
+def _report_bad_keys(error: ConfigError, app: Application) -> int:
+    """Print each problem of a config that failed to load; exit status 2.
+
+    When the file is a mapping, the plugins still check their keys in the
+    rest of it, so one run lists every problem. Nothing goes to stdout: the
+    effective values are not known.
+    """
+    problems = list(error.problems)
+    rest = load_config_without_bad_keys(app.config_path)
+    if rest is not None:
+        config, left_out = rest
+        # A parser that failed its own check cannot check parser_params.
+        check_parser = "parser" not in left_out
+        problems += _plugin_problems(config, None, check_parser=check_parser)
+    _print_problems(problems)
+    return 2
+
+
+def _print_problems(problems: list[str]) -> None:
+    for problem in problems:
+        print(f"pinball: error: {problem}", file=sys.stderr)
+
+
+def _plugin_problems(
+    config: Config, app: Application | None, *, check_parser: bool = True
+) -> list[str]:
     """What the plugins refuse in the config, one message each.
 
     Every message names the config file and the key, as the plugin manager
     words them once it is configured. Plugins are only loaded and asked to
     check, not used: no store is opened and no workflow file read, so a
     check has no side effects (``workflow validate`` reads the definitions).
-    """
-    config = app.config
-    try:
-        plugins = app.plugins
-    except ConfigError as exc:
-        # A plugin refused its own keys while being configured (ui_users).
-        return [str(exc)]
 
-    def check_parser() -> object:
+    :param app: the application whose plugins to use, if ``config`` is its.
+    :param check_parser: whether to make the parser the config names.
+    """
+    plugins, problems = _configured_plugins(config, app)
+
+    def check_parser_params() -> object:
         if _sets_the_parser(config):
             # Making it checks parser_params; parsers read their files lazily.
             return plugins.make_parser(config.parser, config.parser_params)
@@ -82,16 +114,43 @@ def _plugin_problems(app: Application) -> list[str]:
 
     checks: list[Callable[[], object]] = [
         lambda: plugins.load_component("store", store_scheme(config.store_url)),
-        check_parser,
         lambda: plugins.load_component("executor", config.executor),
     ]
-    problems = []
+    if check_parser:
+        checks.insert(1, check_parser_params)
     for check in checks:
         try:
             check()
-        except (ConfigError, PluginLoadError) as exc:
+        except ConfigError as exc:
+            problems += exc.problems
+        except PluginLoadError as exc:
             problems.append(str(exc))
     return problems
+
+
+def _configured_plugins(
+    config: Config, app: Application | None
+) -> tuple[PluginManager, list[str]]:
+    """The plugins configured with ``config``, and what they refused then.
+
+    A plugin refusing its keys (``ui_users``) stops the configuring, and
+    ``app.plugins`` with it; a manager of our own is then used, as
+    :attr:`Application.plugins` builds one. The plugins the checks load
+    afterwards (parser, store, executor) are still configured when they are
+    registered, as the configure hook is historic, so the checks go on.
+    """
+    if app is not None:
+        try:
+            return app.plugins, []
+        except ConfigError:
+            pass  # reported below, from a manager of our own
+    plugins = PluginManager(blocked=config.disabled_plugins)
+    plugins.load_optional()
+    try:
+        plugins.configure(config)
+    except ConfigError as exc:
+        return plugins, list(exc.problems)
+    return plugins, []
 
 
 def _sets_the_parser(config: Config) -> bool:

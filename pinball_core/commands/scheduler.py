@@ -1,6 +1,7 @@
 """``pinball scheduler``: start workflow instances when their schedules say so."""
 
 import argparse
+import functools
 import logging
 import signal
 import threading
@@ -51,7 +52,8 @@ def make_scheduler(app: Application) -> Scheduler:
         make_policy=plugins.make_overrun_policy,
         settings=settings_from_config(config),
         hook=plugins.hook,
-        archive=ArchiveReader(app.open_store),
+        # The scheduler only reads the archive; the master creates the store.
+        archive=ArchiveReader(functools.partial(app.open_store, read_only=True)),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from pinball_core.errors import StoreError
+from pinball_core.errors import StoreError, StoreMissingError
 from pinball_core.store import AppliedRequest, Store, StoreChange
 from pinball_core.stores import schema
 from pinball_core.token import Token, prefix_upper_bound
@@ -63,6 +63,17 @@ class SqlStore(Store):
                     ) from exc
                 log.debug("preparing the store failed (%s); trying again", exc)
                 time.sleep(0.2 * attempt)
+
+    def require_existing(self) -> None:
+        def has_tables(conn: sa.Connection) -> bool:
+            inspector = sa.inspect(conn)
+            return all(
+                inspector.has_table(table.name, schema=table.schema)
+                for table in (self.schema.active_tokens, self.schema.archived_tokens)
+            )
+
+        if not self._run_read("look for the tables", has_tables):
+            raise StoreMissingError(self.display_url)
 
     def load_active_tokens(self) -> list[Token]:
         table = self.schema.active_tokens

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import sqlalchemy.dialects.sqlite
 
 from pinball_core import hookimpl
-from pinball_core.errors import StoreError
+from pinball_core.errors import StoreError, StoreMissingError
 from pinball_core.store import Store
 from pinball_core.stores import schema
 from pinball_core.stores.sql import SqlStore, row_of
@@ -40,13 +40,9 @@ class SqliteStore(SqlStore):
         database = parsed.database
         self.path: pathlib.Path | None = None
         if database and database != ":memory:":
+            # The folder is made only by the master (lock_for_master and
+            # initialize), so a reader given a misspelt path creates nothing.
             path = pathlib.Path(database).expanduser()
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot create the folder of the SQLite store {path}: {exc}"
-                ) from exc
             parsed = parsed.set(database=str(path))
             self.path = path
 
@@ -66,6 +62,7 @@ class SqliteStore(SqlStore):
         """Hold an exclusive lock on ``<file>.master-lock`` while open."""
         if self.path is None or self._lock_file is not None:
             return
+        self._make_folder()
         lock_path = self.path.with_name(self.path.name + ".master-lock")
         try:
             handle = open(lock_path, "ab")  # noqa: SIM115 - held until close()
@@ -91,7 +88,14 @@ class SqliteStore(SqlStore):
             self._lock_file.close()
             self._lock_file = None
 
+    def require_existing(self) -> None:
+        # SQLite creates a missing file on connect, so look before connecting.
+        if self.path is not None and not self.path.is_file():
+            raise StoreMissingError(str(self.path))
+        super().require_existing()
+
     def initialize(self) -> None:
+        self._make_folder()
         super().initialize()
         if self.path is None:
             return
@@ -103,6 +107,16 @@ class SqliteStore(SqlStore):
                 f"the SQLite store {self.path} is damaged ({verdict}); restore "
                 "it from a backup, or move it away to start empty"
             )
+
+    def _make_folder(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder of the SQLite store {self.path}: {exc}"
+            ) from exc
 
     def _upsert(self, conn: sa.Connection, tokens: list[Token]) -> None:
         if tokens:

@@ -156,6 +156,13 @@ class StoreContract:
         assert store.delete_archived_tokens("/w/1/") == 2
         assert store.read_tokens(archived=True) == tokens[2:]
 
+    def test_an_initialized_store_exists_for_readers(
+        self, store: Store, store_factory: StoreFactory
+    ) -> None:
+        reader = store_factory()
+        reader.require_existing()
+        reader.close()
+
     def test_second_store_sees_commits(
         self, store: Store, store_factory: StoreFactory
     ) -> None:

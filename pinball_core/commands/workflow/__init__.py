@@ -301,7 +301,7 @@ def _run_on_store(
     # Everything the command printed came after its reads, so nothing of the
     # failed run was shown; it starts again on the store.
     try:
-        store = app.open_store()
+        store = app.open_store(read_only=True)
     except PinballError as exc:
         raise MasterUnavailableError(
             f"{unreachable}; the store cannot be read instead either: {exc}"

@@ -245,7 +245,7 @@ def _read_archive(ctx: Context, prefix: str) -> list[Token]:
     An instance id used, archived and used again leaves two versions of its
     names; the later one is the instance as it ended.
     """
-    store = ctx.app.open_store()
+    store = ctx.app.open_store(read_only=True)
     try:
         rows = store.read_tokens(prefix, archived=True)
     finally:

@@ -54,7 +54,9 @@ def cleanup(ctx: Context) -> int:
     cutoff = ctx.now - days * _DAY_SEC
     logs_dir = pathlib.Path(ctx.app.config.logs_dir)
 
-    store = ctx.app.open_store()
+    # It only removes what the archive holds, so a missing store is an
+    # error to report, not one to create.
+    store = ctx.app.open_store(read_only=True)
     try:
         old = _old_instances(ctx, store, cutoff)
         if not old:

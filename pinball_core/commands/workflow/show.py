@@ -137,7 +137,7 @@ def _workflow(ctx: Context, workflow: str) -> WorkflowSummary:
 
 def _archived(ctx: Context, workflow: str) -> list[InstanceSummary]:
     try:
-        store = ctx.app.open_store()
+        store = ctx.app.open_store(read_only=True)
     except PinballError as exc:
         log.warning("archived instances not shown: %s", exc)
         return []
@@ -157,7 +157,7 @@ def _workflow_names(ctx: Context) -> list[str]:
     for prefix in prefixes:
         found.update(_children(ctx.client.group(prefix, "/"), prefix))
     try:
-        store = ctx.app.open_store()
+        store = ctx.app.open_store(read_only=True)
         try:
             groups = store.group_token_names(names.WORKFLOW_PREFIX, archived=True)
         finally:

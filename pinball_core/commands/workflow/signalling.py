@@ -4,13 +4,15 @@ A signal is set or removed at exactly the level the options name: globally
 with neither ``-w`` nor ``-i``, for a workflow with ``-w``, for an instance
 with both. Since a signal at a wider level still applies below it, removing
 one tells the operator when the same signal remains in force from above.
-An archived instance takes no signals: its own went to the archive with it.
+An archived instance takes no signals: its own went to the archive with it,
+and an instance id that neither the master nor the archive holds takes none.
 Nor does a workflow that nothing knows (a typo): one the parser does not
 define and of which neither the master nor the archive holds anything.
 """
 
 import logging
 import sys
+from typing import Final
 
 from pinball_core.commands.workflow._shared import (
     Context,
@@ -18,14 +20,19 @@ from pinball_core.commands.workflow._shared import (
     archived_instance,
     instance_tokens,
     level_options,
+    listing,
     require_defined,
     say,
 )
 from pinball_core.errors import PinballError
 from pinball_core.workflow import names, signals
 from pinball_core.workflow.model import ABORT, DRAIN, EXIT
+from pinball_core.workflow.status import read_instances
 
 log = logging.getLogger(__name__)
+
+#: How many active instances a refused instance id's error names.
+SHOWN_INSTANCES: Final = 5
 
 # What each action does, for the confirmation prompts.
 _EFFECT = {
@@ -133,7 +140,8 @@ def _refuse_archived(ctx: Context, what: str) -> None:
     """
     if ctx.args.instance is None:
         return
-    if any(names.parse_job_name(t.name) for t in instance_tokens(ctx)):
+    tokens = instance_tokens(ctx)
+    if any(names.parse_job_name(t.name) for t in tokens):
         return
     try:
         archived = archived_instance(ctx)
@@ -143,6 +151,9 @@ def _refuse_archived(ctx: Context, what: str) -> None:
         log.debug("could not tell whether %s is archived: %s", ctx.where(), exc)
         return
     if archived is None:
+        # Signals left without their instance can still be removed.
+        if not tokens:
+            _refuse_absent(ctx)
         return
     raise WorkflowCommandError(
         f"{ctx.where()} is archived ({archived[1].status}): it no longer runs and "
@@ -150,6 +161,35 @@ def _refuse_archived(ctx: Context, what: str) -> None:
         "instances only. To run its unfinished jobs again, retry it, which "
         "copies it into a new instance without its signals: `pinball workflow "
         f"retry -w {ctx.workflow} -i {ctx.instance}`"
+    )
+
+
+def _refuse_absent(ctx: Context) -> None:
+    """Refuse an instance id that neither the master nor the archive holds.
+
+    A signal for it would apply to nothing, most likely a misspelt id, so
+    the newest active instances are named for the operator to pick from.
+    """
+    active = sorted(
+        (
+            summary.instance
+            for summary in read_instances(ctx.client, ctx.workflow, ctx.now)
+        ),
+        key=lambda instance: (len(instance), instance),
+        reverse=True,
+    )
+    if active:
+        shown = listing(active[:SHOWN_INSTANCES])
+        more = len(active) - SHOWN_INSTANCES
+        known = f"its active instances, newest first: {shown}"
+        if more > 0:
+            known += f" and {more} more"
+    else:
+        known = f"workflow {ctx.workflow} has no active instance"
+    raise WorkflowCommandError(
+        f"{ctx.where()} is neither active nor archived, so a signal would apply "
+        f"to nothing; {known}. Check the names with "
+        f"`pinball workflow status -w {ctx.workflow}`"
     )
 
 
@@ -176,7 +216,7 @@ def _refuse_unknown(ctx: Context, doing: str) -> None:
         _warn(f"cannot tell whether workflow {workflow} is defined ({exc}); {doing}")
         return
     try:
-        store = ctx.app.open_store()
+        store = ctx.app.open_store(read_only=True)
         try:
             archived = store.count_tokens(
                 names.workflow_prefix(workflow), archived=True

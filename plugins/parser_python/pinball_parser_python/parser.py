@@ -264,24 +264,26 @@ def make(params: Mapping[str, Any], base_dir: pathlib.Path | None) -> PythonPars
     Exactly one of ``module`` (a dotted module, ``pkg.workflows`` or
     ``pkg.workflows:NAME``), ``path`` (a ``.py`` file or a folder of them)
     or ``workflows_config`` (the original's dotted name of its dict). Every
-    problem with them is a ValueError whose message starts with the key,
+    problem with them is a line of a ValueError, starting with the key,
     ``parser_params.path: ...``; the plugin turns it into the config error
     that ``pinball config check`` and every command report. Nothing is
     imported yet, but a ``path`` must exist: one that does not is a mistake
     in the config, not in a workflow.
     """
+    problems = []
     given = [key for key in SOURCES if params.get(key)]
     if len(given) != 1:
         found = " and ".join(given) if given else "none"
-        raise ValueError(
+        problems.append(
             "parser_params: the python parser needs exactly one of module (a "
             "dotted module listing WORKFLOWS), path (a .py file or folder) or "
             f"workflows_config (the original's dotted name); found {found}"
         )
     if given != ["workflows_config"]:
         unknown = [str(key) for key in params if key not in (*SOURCES, *OPTIONS)]
-        if unknown:
-            raise ValueError("; ".join(_unknown_key(key) for key in unknown))
+        problems += [_unknown_key(key) for key in unknown]
+    if problems:
+        raise ValueError("\n".join(problems))
 
     made = PythonParser(params, base_dir)
     path = made.path

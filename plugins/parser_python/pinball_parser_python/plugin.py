@@ -33,6 +33,7 @@ class PythonParserPlugin:
         try:
             made = parser.make(params, self.base_dir)
         except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+            # One problem a line; config check prints each on its own.
+            raise ConfigError(problems=str(exc).splitlines()) from exc
         log.debug("python parser reads %s", made.source)
         return made

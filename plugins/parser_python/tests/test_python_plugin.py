@@ -61,6 +61,17 @@ def test_bad_params_are_a_config_error() -> None:
         PythonParserPlugin().pinball_make_parser(params={})
 
 
+def test_every_bad_param_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as refused:
+        PythonParserPlugin().pinball_make_parser(params={"modul": "m", "pth": "p"})
+
+    problems = refused.value.problems
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("parser_params: the python parser needs exactly one")
+    assert problems[1].startswith("parser_params.modul: unknown key")
+    assert problems[2].startswith("parser_params.pth: unknown key")
+
+
 def test_a_path_that_does_not_exist_is_a_config_error(tmp_path: pathlib.Path) -> None:
     plugin = PythonParserPlugin()
     plugin.pinball_configure(

@@ -197,20 +197,18 @@ def _read_file(file: pathlib.Path) -> tuple[list[WorkflowDef], list[Problem]]:
 def make(params: Mapping[str, object], base_dir: pathlib.Path | None) -> YamlParser:
     """A parser from the config's ``parser_params``, checked.
 
-    Every problem with them is a ValueError whose message starts with the
-    key, ``parser_params.path: ...``; the plugin turns it into the config
+    Problems with them make a ValueError with a line for each, starting with
+    the key, ``parser_params.path: ...``; the plugin turns it into the config
     error that ``pinball config check`` and every command report. Nothing
     is read yet, but ``path`` must exist: a path that does not is a mistake
     in the config, not in a workflow.
     """
-    unknown = [str(key) for key in params if key not in PARAMS]
-    if unknown:
-        raise ValueError("; ".join(_unknown_key(key) for key in unknown))
+    problems = [_unknown_key(str(key)) for key in params if key not in PARAMS]
     path = params.get("path")
     if path is None:
-        raise ValueError(f"parser_params.path: is required: {_PATH_IS}")
-    if not isinstance(path, str | pathlib.Path) or not str(path):
-        raise ValueError(f"parser_params.path: must be {_PATH_IS}, got {path!r}")
+        problems.append(f"parser_params.path: is required: {_PATH_IS}")
+    elif not isinstance(path, str | pathlib.Path) or not str(path):
+        problems.append(f"parser_params.path: must be {_PATH_IS}, got {path!r}")
     if params.get("base_dir") is not None:
         base_dir = pathlib.Path(str(params["base_dir"]))
     python_path = params.get("python_path", [])
@@ -219,12 +217,14 @@ def make(params: Mapping[str, object], base_dir: pathlib.Path | None) -> YamlPar
     if not isinstance(python_path, list) or not all(
         isinstance(folder, str) and folder for folder in python_path
     ):
-        raise ValueError(
+        problems.append(
             "parser_params.python_path: must be a folder or a list of folders, "
             f"got {params.get('python_path')!r}"
         )
+    if problems:
+        raise ValueError("\n".join(problems))
 
-    made = YamlParser(path, base_dir, python_path)
+    made = YamlParser(str(path), base_dir, python_path)
     if not made.path.exists():
         raise ValueError(
             f"parser_params.path: {made.path.absolute()} does not exist; "

@@ -32,6 +32,7 @@ class YamlParserPlugin:
         try:
             made = parser.make(params, self.base_dir)
         except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+            # One problem a line; config check prints each on its own.
+            raise ConfigError(problems=str(exc).splitlines()) from exc
         log.debug("yaml parser reads %s", made.path)
         return made

@@ -33,11 +33,24 @@ def test_unknown_param_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as refused:
         YamlParserPlugin().pinball_make_parser(params={"pth": "y", "nonsense": 1})
 
-    assert str(refused.value) == (
-        "parser_params.pth: unknown key for the yaml parser; did you mean 'path'?; "
+    # Every problem, each on its own for config check, joined for the others.
+    assert refused.value.problems == [
+        "parser_params.pth: unknown key for the yaml parser; did you mean 'path'?",
         "parser_params.nonsense: unknown key for the yaml parser; it takes path, "
-        "base_dir, python_path"
-    )
+        "base_dir, python_path",
+        "parser_params.path: is required: a YAML file or a folder of them",
+    ]
+    assert str(refused.value) == "; ".join(refused.value.problems)
+
+
+def test_every_bad_param_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as refused:
+        YamlParserPlugin().pinball_make_parser(params={"path": 3, "python_path": [""]})
+
+    assert refused.value.problems == [
+        "parser_params.path: must be a YAML file or a folder of them, got 3",
+        "parser_params.python_path: must be a folder or a list of folders, got ['']",
+    ]
 
 
 def test_a_path_that_does_not_exist_is_a_config_error(tmp_path: pathlib.Path) -> None:

@@ -107,22 +107,30 @@ _DUMMY_HASH: Final = hash_password(secrets.token_hex(8))
 
 
 def access_from_config(config: Any) -> Access:
-    """The access settings of ``config``; ConfigError names a bad entry."""
+    """The access settings of ``config``.
+
+    :raises ConfigError: listing every bad entry, one ``KEY: reason`` each in
+        its ``problems``, so that a user with several mistakes learns them all.
+    """
     raw_users = getattr(config, "ui_users", None) or {}
+    problems: list[str] = []
     users: dict[str, User] = {}
     for name, entry in raw_users.items():
-        users[str(name)] = _user(str(name), entry)
+        user = _user(str(name), entry, problems)
+        if user is not None:
+            users[user.name] = user
 
     header = getattr(config, "ui_trusted_header", None)
     if header is not None and not _is_header_name(header):
-        raise ConfigError(
+        problems.append(
             f"ui_trusted_header: {header!r} is not an HTTP header name; use "
             "letters, digits and dashes, e.g. X-Forwarded-User"
         )
-    if not header:
+        header = None
+    if not getattr(config, "ui_trusted_header", None):
         for user in users.values():
             if user.password_hash is None:
-                raise ConfigError(
+                problems.append(
                     f"ui_users.{user.name}: needs a password_hash (make one with "
                     "`pinball ui --hash-password`), since no ui_trusted_header "
                     "is set through which this user could come in"
@@ -131,10 +139,12 @@ def access_from_config(config: Any) -> Access:
     secret = getattr(config, "ui_cookie_secret", None)
     generated = not secret
     if secret is not None and len(secret) < 16:
-        raise ConfigError(
+        problems.append(
             "ui_cookie_secret: must be at least 16 characters long; make one with "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )
+    if problems:
+        raise ConfigError(problems=problems)
     return Access(
         users=users,
         trusted_header=header or None,
@@ -143,33 +153,40 @@ def access_from_config(config: Any) -> Access:
     )
 
 
-def _user(name: str, entry: Any) -> User:
+def _user(name: str, entry: Any, problems: list[str]) -> User | None:
+    """The user of one ``ui_users`` entry; None, with ``problems`` added to,
+    when the entry is bad."""
     key = f"ui_users.{name}"
     if not name or any(c.isspace() or ord(c) < 0x20 for c in name):
-        raise ConfigError(f"{key}: a user name must not be empty or contain spaces")
+        problems.append(f"{key}: a user name must not be empty or contain spaces")
+        return None
     if not isinstance(entry, Mapping):
-        raise ConfigError(
+        problems.append(
             f"{key}: must be a mapping with 'role' and 'password_hash', got "
             f"{type(entry).__name__}"
         )
+        return None
+    found = len(problems)
     unknown = sorted(set(entry) - {"role", "password_hash"})
     if unknown:
-        raise ConfigError(
+        problems.append(
             f"{key}: unknown key(s) {', '.join(map(str, unknown))}; expected "
             "'role' and 'password_hash'"
         )
     role_name = entry.get("role", "viewer")
     role = ROLE_NAMES.get(str(role_name).lower())
     if role is None:
-        raise ConfigError(
+        problems.append(
             f"{key}.role: must be one of {', '.join(ROLE_NAMES)}, got {role_name!r}"
         )
     password_hash = entry.get("password_hash")
     if password_hash is not None and not _is_argon2_hash(password_hash):
-        raise ConfigError(
+        problems.append(
             f"{key}.password_hash: must be an Argon2 hash ($argon2id$...); "
             "make one with `pinball ui --hash-password`"
         )
+    if role is None or len(problems) > found:
+        return None
     return User(name, role, password_hash)
 
 

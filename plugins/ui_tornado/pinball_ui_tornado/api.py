@@ -139,6 +139,8 @@ class InstanceApi(ApiHandler):
         self.send(await self.read(self.pinball.reader.instance, workflow, instance))
 
     async def resolve(self, workflow: str, instance: str) -> str:
+        """The instance id from the URL, checked; ``latest`` means the
+        workflow's latest instance, so that every path under it works."""
         check_word("workflow", workflow)
         if instance == "latest":
             latest: str = await self.read(self.pinball.reader.latest_instance, workflow)
@@ -176,27 +178,19 @@ class GraphApi(InstanceApi):
         self.finish(svg)
 
 
-class ExecutionsApi(ApiHandler):
+class ExecutionsApi(InstanceApi):
     async def get(self, workflow: str, instance: str, job: str) -> None:
-        for kind, value in (
-            ("workflow", workflow),
-            ("instance", instance),
-            ("job", job),
-        ):
-            check_word(kind, value)
+        instance = await self.resolve(workflow, instance)
+        check_word("job", job)
         self.send(
             await self.read(self.pinball.reader.executions, workflow, instance, job)
         )
 
 
-class ExecutionApi(ApiHandler):
+class ExecutionApi(InstanceApi):
     async def get(self, workflow: str, instance: str, job: str, execution: str) -> None:
-        for kind, value in (
-            ("workflow", workflow),
-            ("instance", instance),
-            ("job", job),
-        ):
-            check_word(kind, value)
+        instance = await self.resolve(workflow, instance)
+        check_word("job", job)
         self.send(
             await self.read(
                 self.pinball.reader.execution, workflow, instance, job, int(execution)
@@ -204,18 +198,14 @@ class ExecutionApi(ApiHandler):
         )
 
 
-class LogApi(ApiHandler):
+class LogApi(InstanceApi):
     """One page of a log, or the whole file as a download."""
 
     async def get(
         self, workflow: str, instance: str, job: str, execution: str, kind: str
     ) -> None:
-        for name, value in (
-            ("workflow", workflow),
-            ("instance", instance),
-            ("job", job),
-        ):
-            check_word(name, value)
+        instance = await self.resolve(workflow, instance)
+        check_word("job", job)
         path, finished = await self.read(
             self.pinball.reader.log_path, workflow, instance, job, int(execution), kind
         )

@@ -112,15 +112,25 @@ class InstancesPage(PageHandler):
         self.render_page(title=workflow, workflow=workflow)
 
 
+class LatestInstancePage(PageHandler):
+    """``/workflows/W/instances/latest/...``: a redirect to the same page of
+    the workflow's latest instance, query kept, so the address shows which
+    instance it is and stays the same when a newer one starts."""
+
+    async def get(self, workflow: str, rest: str | None) -> None:
+        check_word("workflow", workflow)
+        latest = await self.exists(self.pinball.reader.latest_instance, workflow)
+        target = f"/workflows/{workflow}/instances/{latest}{rest or ''}"
+        if self.request.query:
+            target += f"?{self.request.query}"
+        self.redirect(target)
+
+
 class InstancePage(PageHandler):
     template = "instance.html"
 
     async def get(self, workflow: str, instance: str) -> None:
         check_word("workflow", workflow)
-        if instance == "latest":
-            latest = await self.exists(self.pinball.reader.latest_instance, workflow)
-            self.redirect(f"/workflows/{workflow}/instances/{latest}")
-            return
         check_word("instance", instance)
         await self.exists(self.pinball.reader.instance, workflow, instance)
         self.render_page(
@@ -355,6 +365,8 @@ def routes(ui: Any) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/", RootPage),
         (r"/workflows", WorkflowsPage),
         (rf"/workflows/{_W}", InstancesPage),
+        # Before the others, which would take "latest" for an instance id.
+        (rf"/workflows/{_W}/instances/latest(/.*)?", LatestInstancePage),
         (instance, InstancePage),
         (rf"{instance}/jobs/{_W}", ExecutionsPage),
         (execution, ExecutionPage),

@@ -72,6 +72,21 @@ class TestPages(UiCase):
         assert latest.code == 302
         assert latest.headers["Location"] == f"/workflows/etl/instances/{instance}"
 
+    def test_latest_redirects_every_page_under_an_instance(self) -> None:
+        instance = self.run_etl()
+        base = f"/workflows/etl/instances/{instance}"
+        for rest in (
+            "/jobs/transform",
+            "/jobs/transform/executions/0",
+            "/jobs/transform/executions/0/logs/stdout?offset=-5",
+        ):
+            response = self.get(f"/workflows/etl/instances/latest{rest}")
+            assert response.code == 302, rest
+            assert response.headers["Location"] == base + rest
+
+        missing = self.get("/workflows/nope/instances/latest/jobs/transform")
+        assert missing.code == 404
+
     def test_original_urls_redirect(self) -> None:
         response = self.get("/jobs/?workflow=etl&instance=7")
         assert response.headers["Location"] == "/workflows/etl/instances/7"
@@ -153,6 +168,31 @@ class TestPages(UiCase):
 
 
 class TestApi(UiCase):
+    def test_latest_is_the_latest_instance_in_every_path(self) -> None:
+        self.env.start_workers(1)
+        self.env.start("fails")
+        newest = self.env.start("fails")
+        wait_for(
+            "fails", lambda: self.env.instance_status("fails", newest) == "FAILURE"
+        )
+        base = f"/api/v1/workflows/fails/instances/{newest}"
+        latest = "/api/v1/workflows/fails/instances/latest"
+        assert self.get_json(latest)["instance"] == newest
+        for rest in (
+            "/jobs",
+            "/jobs/broken/executions",
+            "/jobs/broken/executions/0",
+            "/jobs/broken/executions/0/logs/stderr",
+        ):
+            assert self.get_json(latest + rest) == self.get_json(base + rest), rest
+        download = self.get(f"{latest}/jobs/broken/executions/0/logs/stderr?download=1")
+        assert download.body == b"about to fail\n"
+
+        refused = self.get_json(
+            "/api/v1/workflows/nope/instances/latest/jobs/broken/executions", 404
+        )
+        assert "workflow nope" in refused["error"]["message"]
+
     def test_workflows_instances_jobs_and_executions(self) -> None:
         self.env.start_workers(2)
         ok = self.env.start("etl")
