@@ -102,6 +102,8 @@ def test_a_parser_builds_tokens_with_the_model() -> None:
         ({"recurrence_sec": None, "recurrence": "1M"}, "not an ISO 8601 duration"),
         ({"recurrence_sec": None, "cron": "0 0 30 2 *"}, "names no date that exists"),
         ({"recurrence_sec": None, "cron": "0 0 * *"}, "five fields"),
+        ({"recurrence_sec": None, "cron": "30 25 * * *"}, "hour field '25' is not"),
+        ({"recurrence_sec": None, "cron": "* * * 13 *"}, "month field '13' is not"),
         ({"timezone": "Mars/Olympus"}, "time zone 'Mars/Olympus' is unknown"),
         ({"start": "tomorrow"}, "start 'tomorrow' is not an ISO date and time"),
         ({"overrun_policy": "skip it"}, "overrun_policy must name an overrun policy"),

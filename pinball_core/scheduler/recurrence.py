@@ -394,6 +394,28 @@ def _prototype(expression: str) -> croniter:
     return croniter(expression, datetime.datetime(2000, 1, 1))
 
 
+# Each field of a cron expression, with the values it takes.
+_CRON_FIELDS: Final = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day of week", "0-7 or SUN-SAT"),
+)
+
+
+def _invalid_cron_fields(fields: list[str]) -> list[str]:
+    """Which of five cron fields croniter refuses on its own, with their
+    ranges: its own message names none of them."""
+    wrong = []
+    for index, (name, values) in enumerate(_CRON_FIELDS):
+        alone = ["*"] * 5
+        alone[index] = fields[index]
+        if not croniter.is_valid(" ".join(alone)):
+            wrong.append(f"the {name} field {fields[index]!r} is not in {values}")
+    return wrong
+
+
 @functools.lru_cache(maxsize=1024)
 def check_cron(expression: str) -> str:
     """``expression`` if it is a cron expression that fires; ValueError if not.
@@ -405,6 +427,10 @@ def check_cron(expression: str) -> str:
     text = expression.strip() if isinstance(expression, str) else ""
     fields = text.split()
     shortcut = len(fields) == 1 and text.lower() in CRON_ALIASES
+    if len(fields) == 5 and not croniter.is_valid(text):
+        wrong = _invalid_cron_fields(fields)
+        if wrong:
+            raise ValueError(f"cron {expression!r}: {'; '.join(wrong)}")
     if not (len(fields) == 5 or shortcut) or not croniter.is_valid(text):
         raise ValueError(
             f"cron {expression!r} is not a cron expression of five fields (minute "

@@ -105,7 +105,7 @@ def test_bad_names(parse: Parse) -> None:
         ("Schedule(every=timedelta(milliseconds=5))", "every must be at least 1"),
         ("Schedule(every='1x')", "must be a positive whole number and a unit"),
         ("Schedule(every=[1])", "timedelta, a number of seconds or text"),
-        ("Schedule(cron='61 * * * *')", "not a cron expression"),
+        ("Schedule(cron='61 * * * *')", "the minute field '61' is not in 0-59"),
         ("Schedule(cron='* * * *')", "not a cron expression"),
         ("Schedule(every=60, start='yesterday')", "must be a datetime or an ISO"),
         ("Schedule(every=60, timezone='Mars/Olympus')", "timezone 'Mars/Olympus'"),
