@@ -355,7 +355,10 @@ def test_workflow_defined_in_two_files_cannot_start(
 @pytest.mark.parametrize(
     ("schedule", "reason"),
     [
-        ("{cron: '61 * * * *'}", "the minute field '61' is not in 0-59"),
+        (
+            "{cron: '61 * * * *'}",
+            "cron '61 * * * *': the minute field '61' is not in 0-59",
+        ),
         ("{recurrence: 1d, timezone: Mars/Olympus}", "timezone 'Mars/Olympus' is"),
         ("{recurrence: 3 parsecs}", "recurrence '3 parsecs' must be"),
         ("{recurrence: 1d, start: tomorrow}", "start 'tomorrow' must be"),
