@@ -69,6 +69,16 @@ class Store(abc.ABC):
         """
         log.info("the store %s cannot be locked; run one master on it", self)
 
+    def check_master_lock(self) -> None:
+        """Raise StoreError if another master holds this store, creating nothing.
+
+        For a check before a master is started, which must leave no trace
+        when it refuses. A lock taken here is released by :meth:`close`.
+        Stores whose lock leaves nothing behind keep this default, which
+        takes the lock as :meth:`lock_for_master` does.
+        """
+        self.lock_for_master()
+
     def require_existing(self) -> None:
         """Make sure a store was created here, without creating anything.
 

@@ -267,6 +267,8 @@ def test_run_refuses_a_store_another_master_holds(
 
 def test_run_refuses_a_taken_ui_port(config: pathlib.Path) -> None:
     ui_port = int(re.findall(r"ui_port: (\d+)", config.read_text())[0])
+    home = config.parent / "home"
+    assert not home.exists()
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", ui_port))
         squatter.listen()
@@ -277,6 +279,8 @@ def test_run_refuses_a_taken_ui_port(config: pathlib.Path) -> None:
     assert done.stderr.count("\n") == 1, done.stderr
     assert f"ui_port {ui_port}" in done.stderr
     assert "--without ui" in done.stderr
+    # Refused before anything: no home folder, so no store or lock file either.
+    assert not home.exists()
 
 
 def test_workers_that_leave_on_exit_are_not_restarted(

@@ -396,7 +396,7 @@ def test_instances_of_splits_tokens_by_instance() -> None:
 
 
 def instance(
-    name: str, status: Status, start: float, end: float | None
+    name: str, status: Status, start: float | None, end: float | None
 ) -> InstanceSummary:
     return InstanceSummary(WF, name, status, start, end, jobs=())
 
@@ -422,6 +422,28 @@ def test_running_workflow_shows_its_latest_running_instance() -> None:
     assert found.status is Status.RUNNING
     assert (found.last_instance, found.start, found.end) == ("22348", 12348, None)
     assert found.running_instances == 2
+    # Newest first, so the instance the header names heads a long list.
+    assert [i.instance for i in found.instances] == [
+        "22348",
+        "22347",
+        "22346",
+        "22345",
+    ]
+
+
+def test_instances_that_have_not_started_are_listed_first() -> None:
+    found = workflow_summary(
+        WF,
+        [
+            instance("22345", Status.SUCCESS, 12345, 12390),
+            instance("9", Status.RUNNING, None, None),
+            instance("22347", Status.RUNNING, None, None),
+            instance("22346", Status.RUNNING, 12346, None),
+        ],
+    )
+
+    assert [i.instance for i in found.instances] == ["22347", "9", "22346", "22345"]
+    assert found.last_instance == "22346"
 
 
 def test_instance_being_aborted_does_not_count_as_running() -> None:

@@ -81,6 +81,33 @@ def test_the_master_creates_the_folder(tmp_path: pathlib.Path) -> None:
     assert path.is_file()
 
 
+def test_checking_the_master_lock_creates_nothing(tmp_path: pathlib.Path) -> None:
+    store = SqliteStore(f"sqlite:///{tmp_path / 'new' / 'p.db'}")
+    store.check_master_lock()
+    store.close()
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checking_the_master_lock_refuses_a_held_store(
+    tmp_path: pathlib.Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    master = SqliteStore(url)
+    master.lock_for_master()
+    try:
+        check = SqliteStore(url)
+        with pytest.raises(StoreError, match="another master is using the store"):
+            check.check_master_lock()
+        check.close()
+    finally:
+        master.close()
+
+    free = SqliteStore(url)
+    free.check_master_lock()
+    free.close()
+
+
 def test_corrupt_file_is_a_store_error(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "p.db"
     path.write_bytes(b"this is not a database" * 100)

@@ -1128,6 +1128,31 @@ def test_exit_posts_this_configs_generation(
     assert f"older than generation {GENERATION}" in output(capsys)
 
 
+def test_exit_warns_that_workers_of_this_configs_generation_stay(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(app, "exit", "-f")
+
+    warning = capsys.readouterr().err
+    assert warning.startswith(
+        f"pinball: warning: EXIT for generation {GENERATION} applies to workers "
+        f"of generations below {GENERATION}; workers of generation {GENERATION} "
+        "(this config's) stay"
+    )
+    assert "raise `generation` in the new workers' config first" in warning
+    assert warning.count("\n") == 1
+
+
+def test_exit_for_every_generation_does_not_warn(
+    tmp_path: pathlib.Path, master: MasterThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = LocalApplication(write_config(tmp_path, generation=0), master)
+
+    run(app, "exit", "-f")
+
+    assert capsys.readouterr().err == ""
+
+
 def test_abort_needs_force_without_a_terminal(
     app: Application, client: MasterClient
 ) -> None:
@@ -1478,12 +1503,32 @@ def test_status_of_a_workflow_lists_active_and_archived_instances(
         "2",
         1,
     )
-    assert {
+    # Newest first: instance 2 has not started yet, so it is newer than 1.
+    assert [
         (i["instance"], i["status"], i["archived"]) for i in shown["instances"]
-    } == {
-        ("1", "FAILURE", True),
+    ] == [
         ("2", "RUNNING", False),
-    }
+        ("1", "FAILURE", True),
+    ]
+
+
+def test_status_of_a_workflow_lists_the_newest_instance_first(
+    app: Application, client: MasterClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for instance in ("1", "2", "3"):
+        put_job(
+            client,
+            "parent",
+            instance=instance,
+            history=[record(start=100 * int(instance), instance=instance)],
+        )
+
+    run(app, "status", "-w", WF)
+
+    header, columns, *rows = output(capsys).splitlines()
+    assert header.endswith(", last 3")
+    assert columns.split()[0] == "INSTANCE"
+    assert [row.split()[0] for row in rows] == ["3", "2", "1"]
 
 
 def test_list_shows_every_workflow(

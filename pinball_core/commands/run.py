@@ -169,6 +169,9 @@ def _refuse_if_taken(app: Any, names: set[str]) -> None:
     """
     config = app.config
     where = app.config_path or "the config"
+
+    # The ports first: binding one leaves nothing behind, and a refusal must
+    # not leave a home folder or lock file that were not there before.
     if "master" in names:
         _refuse_if_port_taken(
             config.master_host,
@@ -177,13 +180,6 @@ def _refuse_if_taken(app: Any, names: set[str]) -> None:
             holders="another `pinball run` or `pinball master` on this config",
             fix=f"stop it first, or set another master_port in {where}",
         )
-        store = app.open_store()
-        try:
-            store.lock_for_master()
-        except StoreError as exc:
-            raise ServeError(f"cannot run: {exc}") from exc
-        finally:
-            store.close()
     if "ui" in names:
         _refuse_if_port_taken(
             "localhost",
@@ -193,6 +189,15 @@ def _refuse_if_taken(app: Any, names: set[str]) -> None:
             fix=f"stop it first, set another ui_port in {where}, or leave the UI "
             "out with --without ui",
         )
+
+    if "master" in names:
+        store = app.open_store()
+        try:
+            store.check_master_lock()
+        except StoreError as exc:
+            raise ServeError(f"cannot run: {exc}") from exc
+        finally:
+            store.close()
 
 
 def _refuse_if_port_taken(

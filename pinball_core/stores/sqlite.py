@@ -63,7 +63,7 @@ class SqliteStore(SqlStore):
         if self.path is None or self._lock_file is not None:
             return
         self._make_folder()
-        lock_path = self.path.with_name(self.path.name + ".master-lock")
+        lock_path = self._lock_path(self.path)
         try:
             handle = open(lock_path, "ab")  # noqa: SIM115 - held until close()
         except OSError as exc:
@@ -81,6 +81,20 @@ class SqliteStore(SqlStore):
                 f"{lock_path}); stop it first, or give this one another home"
             ) from None
         self._lock_file = handle
+
+    def check_master_lock(self) -> None:
+        """Lock the master's lock file only if it is there.
+
+        A lock file that is not there is held by nobody, so neither it nor
+        the store's folder is created just to find that out.
+        """
+        if self.path is None or not self._lock_path(self.path).exists():
+            return
+        self.lock_for_master()
+
+    @staticmethod
+    def _lock_path(path: pathlib.Path) -> pathlib.Path:
+        return path.with_name(path.name + ".master-lock")
 
     def close(self) -> None:
         super().close()

@@ -130,6 +130,7 @@ class WorkflowSummary:
     start: float | None
     end: float | None
     running_instances: int
+    #: Newest first, by start; those that have not started come first.
     instances: tuple[InstanceSummary, ...]
 
 
@@ -275,8 +276,12 @@ def instance_status(
 def workflow_summary(
     workflow: str, instances: Iterable[InstanceSummary]
 ) -> WorkflowSummary:
-    """The status of ``workflow`` from its instances; NEVER_RUN if none."""
-    ordered = tuple(sorted(instances, key=lambda i: (i.start or 0.0, i.instance)))
+    """The status of ``workflow`` from its instances; NEVER_RUN if none.
+
+    The instances are kept newest first (see :func:`_newest_first`), so that
+    a long list shows the recent ones, which the header names, at the top.
+    """
+    ordered = sorted(instances, key=lambda i: (i.start or 0.0, i.instance))
     running = [i for i in ordered if i.is_running]
     if running:
         last = running[-1]
@@ -292,8 +297,19 @@ def workflow_summary(
         start=last.start,
         end=last.end,
         running_instances=len(running),
-        instances=ordered,
+        instances=tuple(sorted(ordered, key=_newest_first, reverse=True)),
     )
+
+
+def _newest_first(summary: InstanceSummary) -> tuple[bool, float, int, str]:
+    """A sort key, to be reversed, that puts the newest instance first.
+
+    By start; one that has not started yet (just started, held back by a
+    DRAIN, or a retry's copy) counts as newer than any that has. Instance
+    ids are the time they were made, so a longer id is the newer one.
+    """
+    not_started = summary.start is None
+    return not_started, summary.start or 0.0, len(summary.instance), summary.instance
 
 
 def instances_of(

@@ -83,6 +83,8 @@ def _set(ctx: Context, action: str) -> int:
     _refuse_unknown(ctx, f"setting {action}")
     _refuse_archived(ctx, f"a new {action} would apply to nothing")
     generation = ctx.app.config.generation if action == EXIT else None
+    if generation:
+        _warn_exit_spares(generation)
 
     if action in _EFFECT:
         effect = _EFFECT[action].format(generation=generation)
@@ -128,6 +130,23 @@ def _remove(ctx: Context, action: str) -> int:
             f"`pinball workflow un{action.lower()}{level_options(token.name)}`"
         )
     return 0
+
+
+def _warn_exit_spares(generation: int) -> None:
+    """Say that an EXIT spares workers of this config's own generation.
+
+    An EXIT set with the generation the running workers already have makes
+    none of them leave, and nothing else would tell the operator: nobody
+    records which generations are running, so this is said every time.
+    """
+    print(
+        f"pinball: warning: EXIT for generation {generation} applies to workers "
+        f"of generations below {generation}; workers of generation {generation} "
+        "(this config's) stay. If the workers to replace are of generation "
+        f"{generation}, raise `generation` in the new workers' config first, "
+        "start them, and run `exit` with that config",
+        file=sys.stderr,
+    )
 
 
 def _refuse_archived(ctx: Context, what: str) -> None:
