@@ -84,3 +84,15 @@ def test_plugins_path(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
             f"test extra):\n{result.stdout}{result.stderr}"
         )
     return target
+
+
+@pytest.fixture
+def home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """A private Pinball home, the test's folder as the current one, and no
+    Pinball variables from the caller's environment."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("PINBALL_HOME", str(home))
+    monkeypatch.delenv("PINBALL_MASTER_SECRET", raising=False)
+    monkeypatch.delenv("PINBALL_DISABLE_PLUGINS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return home

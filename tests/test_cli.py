@@ -27,16 +27,6 @@ workers: 2
 """
 
 
-@pytest.fixture
-def home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("PINBALL_HOME", str(home))
-    monkeypatch.delenv("PINBALL_MASTER_SECRET", raising=False)
-    monkeypatch.delenv("PINBALL_DISABLE_PLUGINS", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return home
-
-
 def pinball(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pinball_core ARGS`` in the current folder and env."""
     return subprocess.run(

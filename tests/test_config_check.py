@@ -5,8 +5,6 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
 BAD_CONFIG = """\
 workers: five
 worker_lease_sec: -1
@@ -17,16 +15,6 @@ ui_users:
   alice: {role: viewer}
   carol: admin
 """
-
-
-@pytest.fixture
-def home(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("PINBALL_HOME", str(home))
-    monkeypatch.delenv("PINBALL_MASTER_SECRET", raising=False)
-    monkeypatch.delenv("PINBALL_DISABLE_PLUGINS", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return home
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:
