@@ -19,7 +19,7 @@ from pinball_core.local import MasterThread
 from pinball_core.stores.sqlite import SqliteStore
 from pinball_core.testing.hooks import HookRecorder
 from pinball_core.token import Token
-from pinball_core.workflow import names, signals
+from pinball_core.workflow import names, signals, transitions
 from pinball_core.workflow.instance import instance_tokens
 from pinball_core.workflow.model import (
     ABORT,
@@ -618,3 +618,27 @@ def test_timed_out_job_keeps_its_lease_while_it_winds_down(
     first = job_of(client, "slow", "a").history[0]
     assert first.reason is not None and "timed out" in first.reason
     assert first.worker == workers.workers[0].name
+
+
+class _DownClient(MasterClient):
+    """A master that cannot be reached."""
+
+    def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        raise MasterUnavailableError("the master is down")
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def test_looks_put_off_survive_a_master_that_is_down(settings: WorkerSettings) -> None:
+    """A job's end that cannot look again now keeps the look for later."""
+    worker = Worker(_DownClient(), LocalExecutor(), settings)
+    worker._deferred = {("w", "1"): {"sink": 3}}
+    change = transitions.Change(recheck={"fan_in": 2})
+
+    with pytest.raises(MasterUnavailableError):
+        worker._after_commit("w", "2", change, may_end=True)
+    with pytest.raises(MasterUnavailableError):
+        worker._look_again()
+
+    assert worker._deferred == {("w", "1"): {"sink": 3}, ("w", "2"): {"fan_in": 2}}

@@ -10,6 +10,7 @@ job, since someone else may already be running it; a job whose worker died
 is claimed again once the lease runs out, and the lost attempt is recorded.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -18,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pinball_core.client import MasterClient
@@ -569,17 +570,16 @@ class Worker:
         if successor is not None or not (self._deferred or may_end):
             return successor
 
-        deferred, self._deferred = self._deferred, {}
-        looks = _flatten(deferred)
         runnable = names.job_prefix(workflow, instance, names.RUNNABLE)
-        read, counts = self.client.read(
-            [Query(runnable, 1)] if may_end else [],
-            counts=[look.prefix for look in looks]
-            + ([instance_events(workflow, instance)] if may_end else []),
-        )
-        started_any, successor = self._start_ready(
-            looks, counts[: len(looks)], claim_in=(workflow, instance)
-        )
+        with self._taking_looks() as looks:
+            read, counts = self.client.read(
+                [Query(runnable, 1)] if may_end else [],
+                counts=[look.prefix for look in looks]
+                + ([instance_events(workflow, instance)] if may_end else []),
+            )
+            started_any, successor = self._start_ready(
+                looks, counts[: len(looks)], claim_in=(workflow, instance)
+            )
         if may_end and not started_any and not read[0]:
             self.chores.finish_if_done(
                 workflow, instance, none_runnable=True, events_queued=counts[-1]
@@ -588,15 +588,25 @@ class Worker:
 
     def _look_again(self) -> None:
         """Make the looks a completion put off, when no job read comes first."""
-        deferred, self._deferred = self._deferred, {}
-        looks = _flatten(deferred)
-        try:
+        with self._taking_looks() as looks:
             _, counts = self.client.read([], counts=[look.prefix for look in looks])
+            self._start_ready(looks, counts)
+
+    @contextlib.contextmanager
+    def _taking_looks(self) -> Iterator[list["_Look"]]:
+        """The looks put off so far, for one request to make; put back if it
+        fails, so that a master that is down loses none of them."""
+        deferred, self._deferred = self._deferred, {}
+        try:
+            yield [
+                _Look(workflow, instance, job, inputs)
+                for (workflow, instance), jobs in deferred.items()
+                for job, inputs in jobs.items()
+            ]
         except BaseException:
             for key, jobs in deferred.items():
                 self._deferred.setdefault(key, {}).update(jobs)
             raise
-        self._start_ready(looks, counts)
 
     def _start_ready(
         self,
@@ -726,8 +736,10 @@ class Worker:
 
         The looks put off by the last completion go in the same request.
         """
-        deferred, self._deferred = self._deferred, {}
-        view, seen = self._read_view(workflow, instance, job, job_name, token, deferred)
+        with self._taking_looks() as looks:
+            view, seen = self._read_view(
+                workflow, instance, job, job_name, token, looks
+            )
         return _Prefetch(token.name, time.monotonic(), view, seen)
 
     def _read_view(
@@ -737,7 +749,7 @@ class Worker:
         job: Job,
         job_name: str,
         token: Token,
-        rechecks: _Rechecks | None = None,
+        looks: Sequence["_Look"] = (),
     ) -> tuple[transitions.InstanceView, signals.Signals]:
         """What a completion must know, in one cheap request, two if an
         output may be ready to start."""
@@ -752,7 +764,6 @@ class Worker:
         # start now, and reading a big fan-in's events at each of its
         # upstream jobs' ends would cost the square of the fan.
         outputs = {o: names.input_prefix(workflow, instance, o) for o in job.outputs}
-        looks = _flatten(rechecks or {})
         read, counts = self.client.read(
             [Query(p) for p in prefixes + levels],
             counts=list(outputs.values()) + [look.prefix for look in looks],
@@ -931,13 +942,17 @@ class _Blank(dict[str, str]):
 
 @dataclasses.dataclass(frozen=True)
 class _Look:
-    """A waiting job to look at again, and where its events queue."""
+    """A waiting job to look at again, with how many inputs it has."""
 
     workflow: str
     instance: str
     job: str
     inputs: int
-    prefix: str
+
+    @property
+    def prefix(self) -> str:
+        """Where its events queue."""
+        return names.input_prefix(self.workflow, self.instance, self.job)
 
 
 def _expiry(token: Token) -> float:
@@ -977,16 +992,6 @@ class _GiveUp:
         limit = left if timeout is None else min(timeout, left)
         self._stop.wait(None if math.isinf(limit) else max(0.0, limit))
         return self.is_set()
-
-
-def _flatten(rechecks: _Rechecks) -> list[_Look]:
-    return [
-        _Look(
-            workflow, instance, job, inputs, names.input_prefix(workflow, instance, job)
-        )
-        for (workflow, instance), jobs in rechecks.items()
-        for job, inputs in jobs.items()
-    ]
 
 
 def substitute(command: str, attributes: Mapping[str, str], job: str = "") -> str:
